@@ -1,0 +1,201 @@
+"""The Store: every durable thing the engine keeps, behind domain operations.
+
+One interface, several backends (SQLite embedded, PostgreSQL scale-out). The contract
+test suite in tests/contract runs against each backend.
+
+Guarantees every backend gives:
+- `append` writes events (gap-free `seq` per execution, checked against
+  `expected_seq` so concurrent writers cannot interleave), enqueues the jobs they
+  cause, optionally completes the job that produced them (fenced by its lease token)
+  and updates the execution's summary row, all in ONE transaction.
+- a leased job is invisible to other workers until its lease expires; an expired
+  lease makes the job leasable again with a new token, and the old token is stale.
+- catalog registration is idempotent on content.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    type: str
+    step: str | None = None
+    visit: int | None = None
+    index: int | None = None
+    attempt: int | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Event:
+    id: str
+    execution_id: str
+    seq: int
+    type: str
+    at: str  # ISO-8601 UTC with microseconds
+    step: str | None
+    visit: int | None
+    index: int | None
+    attempt: int | None
+    data: Mapping[str, Any]
+    logic_version: int
+
+    def as_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "id": self.id,
+            "execution_id": self.execution_id,
+            "seq": self.seq,
+            "type": self.type,
+            "at": self.at,
+        }
+        for k in ("step", "visit", "index", "attempt"):
+            v = getattr(self, k)
+            if v is not None:
+                d[k] = v
+        d["data"] = dict(self.data)
+        d["logic_version"] = self.logic_version
+        return d
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """Work for a worker: one attempt of one step visit (or iterator item)."""
+
+    step: str
+    visit: int
+    attempt: int
+    index: int | None = None
+    delay_ms: int = 0  # not leasable before now + delay
+    pool: str | None = None
+    payload: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    execution_id: str
+    step: str
+    visit: int
+    attempt: int
+    index: int | None
+    pool: str | None
+    payload: Mapping[str, Any]
+    lease_token: str
+    worker_id: str
+    leases: int  # how many times this job has been leased (1 = first)
+
+
+@dataclass(frozen=True)
+class ExecutionInfo:
+    id: str
+    playbook_path: str
+    playbook_version: int
+    status: str  # running | completed | failed | cancelled
+    created_at: str
+    updated_at: str
+    parent_id: str | None = None
+    parent_step: str | None = None
+    last_seq: int = 0
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    path: str
+    version: int
+    name: str
+    content: str
+    content_hash: str
+    registered_at: str
+
+
+class Store(Protocol):
+    # -- executions and events -------------------------------------------------
+    def create_execution(
+        self,
+        execution_id: str,
+        playbook_path: str,
+        playbook_version: int,
+        parent_id: str | None = None,
+        parent_step: str | None = None,
+    ) -> None: ...
+
+    def append(
+        self,
+        execution_id: str,
+        expected_seq: int,
+        events: Sequence[NewEvent],
+        jobs: Sequence[NewJob] = (),
+        *,
+        complete: Job | None = None,
+        status: str | None = None,
+        cancel_jobs: bool = False,
+    ) -> list[Event]:
+        """Atomically append `events` after `expected_seq`, enqueue `jobs`, mark
+        `complete` done and set the execution's `status`. With `cancel_jobs` every
+        queued or leased job of the execution is removed (its leases become stale).
+
+        Raises SeqConflict when the execution's last seq is not `expected_seq`
+        (nothing is written), StaleLease when `complete`'s lease is no longer
+        held (nothing is written)."""
+        ...
+
+    def read_events(
+        self, execution_id: str, after_seq: int = 0, limit: int | None = None
+    ) -> list[Event]: ...
+
+    def get_execution(self, execution_id: str) -> ExecutionInfo | None: ...
+
+    def list_executions(
+        self,
+        status: str | None = None,
+        playbook_path: str | None = None,
+        parent_id: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[ExecutionInfo]: ...
+
+    # -- queue -----------------------------------------------------------------
+    def lease_jobs(
+        self,
+        worker_id: str,
+        limit: int,
+        lease_seconds: float,
+        pools: Sequence[str | None] | None = None,
+    ) -> list[Job]:
+        """Lease up to `limit` due jobs (queued and available, or whose lease
+        expired), oldest first. `pools=None` leases from every pool."""
+        ...
+
+    def heartbeat(self, job: Job, lease_seconds: float) -> bool:
+        """Extend the lease; False when the lease is lost (expired and re-leased,
+        cancelled or completed)."""
+        ...
+
+    def release(self, job: Job) -> None:
+        """Give a leased job back to the queue at once (graceful shutdown)."""
+        ...
+
+    def seconds_until_next_job(self, pools: Sequence[str | None] | None = None) -> float | None:
+        """0 if a job is due now, the wait until the earliest delayed job or lease
+        expiry, None if the queue is empty."""
+        ...
+
+    # -- catalog ---------------------------------------------------------------
+    def register_playbook(self, path: str, name: str, content: str) -> tuple[CatalogEntry, bool]:
+        """Store `content` as the next version of `path`; if the latest version has
+        the same content, return it instead. The bool says whether it is new."""
+        ...
+
+    def get_playbook(self, path: str, version: int | None = None) -> CatalogEntry | None: ...
+
+    def list_playbooks(self) -> list[CatalogEntry]:
+        """The latest version of every path."""
+        ...
+
+    def playbook_versions(self, path: str) -> list[CatalogEntry]: ...
+
+    def close(self) -> None: ...
