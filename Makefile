@@ -1,0 +1,34 @@
+# Two commands on a fresh machine: `make demo` runs the example pipeline, `make test`
+# runs the tests. Both create and fill the local virtualenv (.venv) on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint unit conformance bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -U pip
+	$(BIN)/pip install -q -e '.[dev,postgres]'
+	touch $@
+
+demo: $(VENV)/.installed
+	$(BIN)/replaybook run examples/nyc_weather_delays.yaml
+
+test: lint unit
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+
+unit: $(VENV)/.installed
+	$(BIN)/pytest -q
+
+conformance: $(VENV)/.installed
+	$(BIN)/python scripts/conformance.py
+
+bench: $(VENV)/.installed
+	$(BIN)/python bench/linear_steps.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

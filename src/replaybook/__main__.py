@@ -1,0 +1,3 @@
+from replaybook.cli import main
+
+main()

@@ -1,0 +1,374 @@
+"""The `duckdb` action (spec §6.3).
+
+    DuckDBAction().run(spec, inputs, ctx) -> {rows: [{col: value}], columns, row_count}
+    DuckDBConnections                         open connections by database path,
+                                              ctx.services["duckdb"] if given
+        .default_path(data_dir, execution_id) the per-execution database file
+        .close(path) / .close_all()
+
+SQL comes from `sql` (aliases `command`, `commands`, `query`, `script`; a list of
+texts is joined; `command_b64` is base64) and is split with `split_sql`. `params` is a
+mapping bound with DuckDB's `$name` placeholders: each statement gets the names its
+text uses. The result is that of the last statement that returns rows (SELECT,
+VALUES, SHOW, DESCRIBE, PRAGMA..., or DML with RETURNING; DuckDB's `Count` answer
+to DDL/DML does not count); with none, `{rows: [], columns: [], row_count: N}`, N
+the rows changed by the last statement (-1 if unknown). More than `max_rows` (10,000)
+rows fails. Repeated column names get a suffix (`x`, `x_1`) so no value is lost; JSON
+columns are parsed; other values go through `to_json_value`.
+
+`database` is a path (or `:memory:`); by default each execution has its own file,
+`<data_dir>/duckdb/<execution_id>.duckdb`, shared by its duckdb steps. Connections
+stay open and are reused; one lock per database makes concurrent steps on one file
+take turns. The runner closes an execution's file with `close(default_path(...))`.
+A step whose time runs out is interrupted (`conn.interrupt()`) and fails with
+StepTimeout; a cancelled one is interrupted too. After a failure an open transaction
+is rolled back, so the next step starts clean. Statements run in autocommit mode
+unless the SQL itself says BEGIN/COMMIT.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from replaybook.actions.base import ActionContext
+from replaybook.actions.jsonsafe import to_json_value
+from replaybook.actions.sqlsplit import split_sql
+from replaybook.errors import ActionError, StepTimeout
+
+if TYPE_CHECKING:
+    import duckdb
+
+DEFAULT_MAX_ROWS = 10_000
+_SQL_FIELDS = ("sql", "command", "commands", "query", "script")
+_POLL_SECONDS = 0.05
+
+
+class _Database:
+    """One open database: its connection, the lock steps take turns with, and the
+    guard that keeps an interrupt from hitting the next step's query."""
+
+    def __init__(self, conn: duckdb.DuckDBPyConnection) -> None:
+        self.conn = conn
+        self.lock = threading.Lock()
+        self.guard = threading.Lock()
+        self.running = False
+        self.closed = False
+
+    def interrupt_if_running(self) -> None:
+        with self.guard:
+            if self.running:
+                self.conn.interrupt()
+
+
+class DuckDBConnections:
+    """Open DuckDB connections keyed by database path. Thread-safe. At most `max_open`
+    stay open: the least recently used idle ones are closed beyond that."""
+
+    def __init__(self, max_open: int = 64) -> None:
+        self.max_open = max_open
+        self._dbs: OrderedDict[str, _Database] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def default_path(data_dir: Path, execution_id: str) -> Path:
+        return Path(data_dir) / "duckdb" / f"{execution_id}.duckdb"
+
+    def get(self, database: str | Path) -> _Database:
+        key = _key(database)
+        with self._lock:
+            db = self._dbs.get(key)
+            if db is not None:
+                self._dbs.move_to_end(key)
+                return db
+        import duckdb
+
+        if key != ":memory:":
+            Path(key).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = duckdb.connect(key)
+        except duckdb.Error as exc:
+            raise ActionError(f"duckdb: cannot open database {key}: {exc}") from exc
+        with self._lock:
+            existing = self._dbs.get(key)
+            if existing is None:
+                self._dbs[key] = db = _Database(conn)
+                self._trim()
+                return db
+        conn.close()  # another thread opened it first
+        return existing
+
+    def _trim(self) -> None:
+        for key in list(self._dbs)[: max(0, len(self._dbs) - self.max_open)]:
+            db = self._dbs[key]
+            if db.lock.acquire(blocking=False):
+                try:
+                    del self._dbs[key]
+                    db.closed = True
+                    db.conn.close()
+                finally:
+                    db.lock.release()
+
+    def close(self, database: str | Path) -> None:
+        """Close the connection to `database` (waiting for a step using it)."""
+        with self._lock:
+            db = self._dbs.pop(_key(database), None)
+        if db is not None:
+            _close(db)
+
+    def close_all(self) -> None:
+        with self._lock:
+            dbs = list(self._dbs.values())
+            self._dbs.clear()
+        for db in dbs:
+            _close(db)
+
+
+def _close(db: _Database) -> None:
+    with db.lock:
+        db.closed = True
+        db.conn.close()
+
+
+def _key(database: str | Path) -> str:
+    text = str(database)
+    if text == ":memory:" or text.startswith("md:"):
+        return text
+    return str(Path(text).expanduser().resolve())
+
+
+_default: DuckDBConnections | None = None
+_default_lock = threading.Lock()
+
+
+def default_connections() -> DuckDBConnections:
+    """The process-wide connections, used when ctx.services has no "duckdb"."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            import atexit
+
+            _default = DuckDBConnections()
+            atexit.register(_default.close_all)
+        return _default
+
+
+class DuckDBAction:
+    raw_fields: ClassVar[frozenset[str]] = frozenset()
+
+    def run(self, spec: Mapping[str, Any], inputs: Mapping[str, Any], ctx: ActionContext) -> Any:
+        statements = split_sql(_sql_of(spec))
+        if not statements:
+            raise ActionError("duckdb step has no SQL statement")
+        params = spec.get("params") or {}
+        if not isinstance(params, Mapping):
+            raise ActionError("duckdb step: `params` must be a mapping of $name values")
+        max_rows = _max_rows(spec.get("max_rows", DEFAULT_MAX_ROWS))
+        conns = ctx.services.get("duckdb")
+        if not isinstance(conns, DuckDBConnections):
+            conns = default_connections()
+        database = spec.get("database") or DuckDBConnections.default_path(
+            ctx.data_dir, ctx.execution_id
+        )
+        deadline = None if ctx.timeout is None else time.monotonic() + ctx.timeout
+        while True:
+            db = conns.get(database)
+            _lock(db, deadline, ctx)
+            if not db.closed:
+                break
+            db.lock.release()  # closed while we waited: open it again
+        try:
+            return _run_locked(db, statements, params, max_rows, deadline, ctx)
+        finally:
+            db.lock.release()
+
+
+def _lock(db: _Database, deadline: float | None, ctx: ActionContext) -> None:
+    while not db.lock.acquire(timeout=_POLL_SECONDS):
+        _check(deadline, ctx)
+
+
+def _check(deadline: float | None, ctx: ActionContext) -> None:
+    if ctx.cancelled.is_set():
+        raise ActionError("cancelled", type="cancelled")
+    if deadline is not None and time.monotonic() >= deadline:
+        raise StepTimeout(ctx.timeout or 0)
+
+
+def _run_locked(
+    db: _Database,
+    statements: list[str],
+    params: Mapping[str, Any],
+    max_rows: int,
+    deadline: float | None,
+    ctx: ActionContext,
+) -> dict[str, Any]:
+    import duckdb
+
+    _check(deadline, ctx)
+    done = threading.Event()
+    watcher = threading.Thread(
+        target=_watch, args=(db, done, deadline, ctx), name="duckdb-watch", daemon=True
+    )
+    with db.guard:
+        db.running = True
+    watcher.start()
+    try:
+        return _execute(db.conn, statements, params, max_rows)
+    except duckdb.InterruptException:
+        _rollback(db.conn)
+        if ctx.cancelled.is_set():
+            raise ActionError("cancelled", type="cancelled") from None
+        raise StepTimeout(ctx.timeout or 0) from None
+    except BaseException:
+        _rollback(db.conn)
+        raise
+    finally:
+        with db.guard:
+            db.running = False
+        done.set()
+
+
+def _watch(
+    db: _Database, done: threading.Event, deadline: float | None, ctx: ActionContext
+) -> None:
+    while True:
+        wait = (
+            _POLL_SECONDS if deadline is None else min(_POLL_SECONDS, deadline - time.monotonic())
+        )
+        if done.wait(max(0.0, wait)):
+            return
+        if ctx.cancelled.is_set() or (deadline is not None and time.monotonic() >= deadline):
+            db.interrupt_if_running()
+            return
+
+
+def _execute(
+    conn: duckdb.DuckDBPyConnection,
+    statements: list[str],
+    params: Mapping[str, Any],
+    max_rows: int,
+) -> dict[str, Any]:
+    import duckdb
+
+    last_query: dict[str, Any] | None = None
+    changed = -1
+    for number, text in enumerate(statements, 1):
+        try:
+            for statement in conn.extract_statements(text):
+                names = statement.named_parameters
+                missing = sorted(n for n in names if n not in params)
+                if missing:
+                    shown = ", ".join(f"${n}" for n in missing)
+                    raise ActionError(f"duckdb: statement {number} uses {shown}, not in params")
+                conn.execute(statement, {n: params[n] for n in names} if names else None)
+                if _returns_rows(statement, conn.description):
+                    last_query = _fetch(conn, max_rows)
+                else:
+                    changed = _changed_rows(conn)
+        except duckdb.InterruptException:
+            raise
+        except duckdb.Error as exc:
+            where = f" (statement {number})" if len(statements) > 1 else ""
+            raise ActionError(f"duckdb{where}: {exc}") from exc
+    if last_query is not None:
+        return last_query
+    return {"rows": [], "columns": [], "row_count": changed}
+
+
+def _returns_rows(statement: duckdb.Statement, description: list[Any] | None) -> bool:
+    import duckdb
+
+    if not description:
+        return False
+    expected = statement.expected_result_type
+    if duckdb.ExpectedResultType.CHANGED_ROWS in expected:
+        # DDL/DML answer with one `Count` column, unless RETURNING gave rows.
+        return not (len(description) == 1 and description[0][0] == "Count")
+    return duckdb.ExpectedResultType.QUERY_RESULT in expected
+
+
+def _changed_rows(conn: duckdb.DuckDBPyConnection) -> int:
+    description = conn.description
+    if description and len(description) == 1 and description[0][0] == "Count":
+        row = conn.fetchone()
+        if row is not None and isinstance(row[0], int):
+            return row[0]
+    return -1
+
+
+def _fetch(conn: duckdb.DuckDBPyConnection, max_rows: int) -> dict[str, Any]:
+    description = conn.description or []
+    raw = conn.fetchmany(max_rows + 1)
+    if len(raw) > max_rows:
+        raise ActionError(
+            f"the query result has more than {max_rows} rows (max_rows); write it to a "
+            "table instead (CREATE TABLE ... AS SELECT ...) and read it in pieces, "
+            "or raise max_rows"
+        )
+    columns = _unique([str(d[0]) for d in description])
+    json_cols = [i for i, d in enumerate(description) if str(d[1]) == "JSON"]
+    rows = to_json_value(raw)
+    for row in rows:
+        for i in json_cols:
+            if isinstance(row[i], str):
+                row[i] = json.loads(row[i])
+    return {
+        "rows": [dict(zip(columns, row, strict=True)) for row in rows],
+        "columns": columns,
+        "row_count": len(rows),
+    }
+
+
+def _unique(names: list[str]) -> list[str]:
+    seen: set[str] = set()
+    out: list[str] = []
+    for name in names:
+        candidate, n = name, 0
+        while candidate in seen:
+            n += 1
+            candidate = f"{name}_{n}"
+        seen.add(candidate)
+        out.append(candidate)
+    return out
+
+
+def _rollback(conn: duckdb.DuckDBPyConnection) -> None:
+    import duckdb
+
+    with contextlib.suppress(duckdb.Error):  # raised when no transaction was open
+        conn.execute("ROLLBACK")
+
+
+def _sql_of(spec: Mapping[str, Any]) -> str:
+    for name in _SQL_FIELDS:
+        value = spec.get(name)
+        if value is None:
+            continue
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return ";\n".join(value)
+        if isinstance(value, str):
+            return value
+        raise ActionError(f"duckdb step: `{name}` must be SQL text (or a list of texts)")
+    encoded = spec.get("command_b64")
+    if encoded is not None:
+        try:
+            return base64.b64decode(str(encoded)).decode("utf-8")
+        except ValueError as exc:
+            raise ActionError(f"duckdb step: command_b64 is not base64 UTF-8 text: {exc}") from exc
+    raise ActionError("duckdb step needs SQL in `sql` (or command, query, script, command_b64)")
+
+
+def _max_rows(raw: Any) -> int:
+    if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0:
+        return raw
+    if isinstance(raw, str) and raw.strip().isdigit():
+        return int(raw)
+    raise ActionError(f"duckdb step: max_rows must be a whole number, not {raw!r}")

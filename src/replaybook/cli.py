@@ -1,0 +1,445 @@
+"""The `replaybook` command line (see shared/spec/CLI.md for the contract).
+
+Output discipline: with `--json`, stdout carries exactly one JSON document; progress,
+logs and warnings go to stderr. Exit codes: 0 success, 1 failed, 2 invalid input.
+No command ends in a traceback: every error is turned into a message here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from replaybook.errors import PlaybookInvalid, Problem, ReplaybookError, UsageError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Replaybook: run declarative YAML playbooks, durably.",
+    pretty_exceptions_enable=False,
+)
+executions_app = typer.Typer(no_args_is_help=True, help="Inspect and operate executions.")
+catalog_app = typer.Typer(no_args_is_help=True, help="Browse registered playbooks.")
+app.add_typer(executions_app, name="executions")
+app.add_typer(catalog_app, name="catalog")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
+DbOpt = Annotated[
+    str | None, typer.Option("--db", help="Store URL (sqlite:///path); default $REPLAYBOOK_DB.")
+]
+
+
+def _emit(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def _err(msg: str) -> None:
+    sys.stderr.write(msg.rstrip("\n") + "\n")
+
+
+def _exit(code: int) -> NoReturn:
+    raise typer.Exit(code)
+
+
+def _invalid(problems: list[Problem], as_json: bool) -> NoReturn:
+    if as_json:
+        _emit({"status": "invalid", "errors": [p.as_dict() for p in problems]})
+    else:
+        for p in problems:
+            _err(f"error: {p}")
+    _exit(2)
+
+
+def _open_store(db: str | None) -> Any:
+    from replaybook.store import open_store
+
+    return open_store(db)
+
+
+def _data_dir() -> Path:
+    from replaybook.store import default_data_dir
+
+    return default_data_dir()
+
+
+# -- payload parsing -----------------------------------------------------------
+def parse_payload(payload: str | None, sets: list[str] | None) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    if payload:
+        text = payload
+        if payload.startswith("@"):
+            path = Path(payload[1:])
+            try:
+                text = path.read_text(encoding="utf-8")
+            except OSError as e:
+                raise UsageError(f"--payload: cannot read {path}: {e.strerror}") from e
+        try:
+            loaded = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise UsageError(f"--payload: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from e
+        if not isinstance(loaded, dict):
+            raise UsageError("--payload: must be a JSON object")
+        data = loaded
+    for item in sets or []:
+        import yaml
+
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--set {item!r}: expected key=value")
+        try:
+            value = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError:
+            value = raw
+        node = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = node[part] = {}
+            node = child
+        node[parts[-1]] = value
+    return data
+
+
+# -- run -------------------------------------------------------------------------
+@app.command()
+def run(
+    file: Annotated[Path, typer.Argument(help="Playbook YAML file.")],
+    payload: Annotated[str | None, typer.Option(help="JSON object, or @file.json.")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="key.path=value (value parsed as YAML).")
+    ] = None,
+    catalog: Annotated[
+        list[Path] | None, typer.Option(help="Register this folder's playbooks first.")
+    ] = None,
+    concurrency: Annotated[int, typer.Option(help="Jobs run at once.")] = 16,
+    strict: Annotated[bool, typer.Option(help="Unknown keys are errors.")] = False,
+    as_json: JsonOpt = False,
+    db: DbOpt = None,
+) -> None:
+    """Run a playbook to its end (embedded: SQLite + DuckDB, no server)."""
+    from replaybook.playbook.load import load_file
+
+    try:
+        pb, warnings = load_file(file, strict=strict)
+    except PlaybookInvalid as e:
+        _invalid(e.problems, as_json)
+    for w in warnings:
+        _err(f"warning: {w}")
+    data = parse_payload(payload, set_)
+    store = _open_store(db)
+    from replaybook.runtime.embedded import EmbeddedRunner
+
+    with EmbeddedRunner(store, _data_dir(), concurrency=max(1, concurrency)) as runner:
+        for folder in catalog or []:
+            if folder.is_dir():
+                try:
+                    runner.register_dir(folder)
+                except PlaybookInvalid as e:
+                    _invalid(e.problems, as_json)
+        entry, _ = store.register_playbook(pb.path, pb.name, pb.source)
+        progress = None
+        if not as_json:
+            from replaybook.progress import Progress
+
+            progress = Progress(pb)
+            runner.add_listener(progress.on_events)
+        try:
+            eid = runner.start(pb.path, entry.version, data)
+        except ReplaybookError as e:
+            _err(f"error: {e}")
+            _exit(1)
+        if progress is not None:
+            progress.begin(eid)
+        try:
+            outcome = runner.wait(eid)
+        except KeyboardInterrupt:
+            runner.engine.cancel(eid, "interrupted")
+            outcome = runner.outcome(eid)
+        if progress is not None:
+            progress.finish(outcome)
+    if as_json:
+        _emit(outcome.as_dict())
+    _exit(0 if outcome.status == "completed" else 1)
+
+
+@app.command()
+def validate(
+    files: Annotated[list[Path], typer.Argument(help="Playbook files.")],
+    strict: Annotated[bool, typer.Option(help="Unknown keys are errors.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check playbooks without running them."""
+    from replaybook.playbook.load import load_file
+
+    report = []
+    ok = True
+    for f in files:
+        try:
+            _, warnings = load_file(f, strict=strict)
+            report.append(
+                {"file": str(f), "status": "valid", "warnings": [w.as_dict() for w in warnings]}
+            )
+            if not as_json:
+                for w in warnings:
+                    _err(f"warning: {w}")
+                print(f"{f}: valid")
+        except PlaybookInvalid as e:
+            ok = False
+            report.append(
+                {"file": str(f), "status": "invalid", "errors": [p.as_dict() for p in e.problems]}
+            )
+            if not as_json:
+                for p in e.problems:
+                    _err(f"error: {p}")
+                print(f"{f}: invalid ({len(e.problems)} problem(s))")
+    if as_json:
+        _emit(report[0] if len(report) == 1 else report)
+    _exit(0 if ok else 2)
+
+
+# -- executions ------------------------------------------------------------------
+def _embedded(db: str | None, concurrency: int = 16) -> Any:
+    from replaybook.runtime.embedded import EmbeddedRunner
+
+    return EmbeddedRunner(_open_store(db), _data_dir(), concurrency=concurrency)
+
+
+def _require(store: Any, execution_id: str) -> Any:
+    info = store.get_execution(execution_id)
+    if info is None:
+        raise UsageError(f"no execution '{execution_id}'")
+    return info
+
+
+@executions_app.command("list")
+def executions_list(
+    status: Annotated[str | None, typer.Option(help="Filter by status.")] = None,
+    playbook: Annotated[str | None, typer.Option(help="Filter by playbook path.")] = None,
+    limit: Annotated[int, typer.Option()] = 50,
+    offset: Annotated[int, typer.Option()] = 0,
+    as_json: JsonOpt = False,
+    db: DbOpt = None,
+) -> None:
+    """List executions, newest first."""
+    store = _open_store(db)
+    rows = store.list_executions(status=status, playbook_path=playbook, limit=limit, offset=offset)
+    if as_json:
+        _emit([_info_dict(r) for r in rows])
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("execution", "playbook", "status", "started", "updated")
+    for r in rows:
+        table.add_row(r.id, f"{r.playbook_path}@{r.playbook_version}", r.status, r.created_at, r.updated_at)
+    Console().print(table)
+
+
+def _info_dict(r: Any) -> dict[str, Any]:
+    return {
+        "execution_id": r.id,
+        "playbook": r.playbook_path,
+        "version": r.playbook_version,
+        "status": r.status,
+        "created_at": r.created_at,
+        "updated_at": r.updated_at,
+        "parent_id": r.parent_id,
+    }
+
+
+@executions_app.command("show")
+def executions_show(
+    execution_id: str, as_json: JsonOpt = False, db: DbOpt = None
+) -> None:
+    """Show an execution's status, result, error and steps."""
+    runner = _embedded(db, 1)
+    try:
+        info = _require(runner.store, execution_id)
+        out = runner.outcome(execution_id).as_dict()
+        out["playbook"] = info.playbook_path
+        out["version"] = info.playbook_version
+    finally:
+        runner.close()
+    if as_json:
+        _emit(out)
+    else:
+        from replaybook.progress import print_outcome
+
+        print_outcome(out)
+
+
+@executions_app.command("events")
+def executions_events(
+    execution_id: str,
+    after: Annotated[int, typer.Option(help="Only events after this seq.")] = 0,
+    as_json: JsonOpt = False,
+    db: DbOpt = None,
+) -> None:
+    """Print an execution's event log."""
+    store = _open_store(db)
+    _require(store, execution_id)
+    events = [e.as_dict() for e in store.read_events(execution_id, after_seq=after)]
+    if as_json:
+        _emit(events)
+        return
+    for e in events:
+        where = e.get("step") or ""
+        if "visit" in e:
+            where += f"#{e['visit']}"
+        if "attempt" in e:
+            where += f" attempt {e['attempt']}"
+        print(f"{e['seq']:>5} {e['at']} {e['type']:<20} {where} {json.dumps(e['data'], ensure_ascii=False)[:200]}")
+
+
+@executions_app.command("cancel")
+def executions_cancel(execution_id: str, as_json: JsonOpt = False, db: DbOpt = None) -> None:
+    """Cancel a running execution."""
+    runner = _embedded(db, 1)
+    try:
+        _require(runner.store, execution_id)
+        changed = runner.engine.cancel(execution_id)
+        out = runner.outcome(execution_id).as_dict()
+    finally:
+        runner.close()
+    if as_json:
+        _emit(out)
+    else:
+        print(f"{execution_id}: {'cancelled' if changed else 'already ' + out['status']}")
+
+
+@executions_app.command("resume")
+def executions_resume(
+    execution_id: str,
+    from_: Annotated[str | None, typer.Option("--from", help="Re-run from this step.")] = None,
+    concurrency: Annotated[int, typer.Option()] = 16,
+    as_json: JsonOpt = False,
+    db: DbOpt = None,
+) -> None:
+    """Resume a failed or cancelled execution and run it to its end."""
+    runner = _embedded(db, concurrency)
+    try:
+        _require(runner.store, execution_id)
+        runner.start_workers()
+        runner.engine.resume(execution_id, from_)
+        outcome = runner.wait(execution_id)
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+    finally:
+        runner.close()
+    if as_json:
+        _emit(outcome.as_dict())
+    else:
+        from replaybook.progress import print_outcome
+
+        print_outcome(outcome.as_dict())
+    _exit(0 if outcome.status == "completed" else 1)
+
+
+# -- catalog -----------------------------------------------------------------------
+@app.command()
+def register(
+    paths: Annotated[list[Path], typer.Argument(help="Playbook files or folders.")],
+    as_json: JsonOpt = False,
+    db: DbOpt = None,
+) -> None:
+    """Register playbooks in the catalog (identical content keeps its version)."""
+    from replaybook.playbook.load import load_file
+
+    store = _open_store(db)
+    files: list[Path] = []
+    for p in paths:
+        files.extend(sorted(p.rglob("*.y*ml")) if p.is_dir() else [p])
+    out = []
+    for f in files:
+        try:
+            pb, _ = load_file(f)
+        except PlaybookInvalid as e:
+            _invalid(e.problems, as_json)
+        entry, new = store.register_playbook(pb.path, pb.name, pb.source)
+        out.append({"path": entry.path, "version": entry.version, "new": new, "file": str(f)})
+        if not as_json:
+            print(f"{entry.path} version {entry.version}{'' if new else ' (unchanged)'}")
+    if as_json:
+        _emit(out)
+
+
+@catalog_app.command("list")
+def catalog_list(as_json: JsonOpt = False, db: DbOpt = None) -> None:
+    """List registered playbooks (latest versions)."""
+    store = _open_store(db)
+    rows = [
+        {"path": e.path, "name": e.name, "version": e.version, "registered_at": e.registered_at}
+        for e in store.list_playbooks()
+    ]
+    if as_json:
+        _emit(rows)
+        return
+    for r in rows:
+        print(f"{r['path']}  v{r['version']}  {r['registered_at']}")
+
+
+@catalog_app.command("show")
+def catalog_show(
+    path: str,
+    version: Annotated[int | None, typer.Option(help="Default: latest.")] = None,
+    as_json: JsonOpt = False,
+    db: DbOpt = None,
+) -> None:
+    """Print a registered playbook's YAML."""
+    store = _open_store(db)
+    entry = store.get_playbook(path, version)
+    if entry is None:
+        raise UsageError(f"no playbook '{path}'" + (f" version {version}" if version else ""))
+    if as_json:
+        _emit({"path": entry.path, "name": entry.name, "version": entry.version, "content": entry.content})
+    else:
+        sys.stdout.write(entry.content)
+
+
+def main() -> None:
+    """Entry point: maps every error to a message and an exit code."""
+    import logging
+
+    logging.basicConfig(
+        level=os.environ.get("REPLAYBOOK_LOG_LEVEL", "WARNING"),
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        app(standalone_mode=False)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except UsageError as e:
+        _err(f"error: {e}")
+        sys.exit(2)
+    except PlaybookInvalid as e:
+        for p in e.problems:
+            _err(f"error: {p}")
+        sys.exit(2)
+    except ReplaybookError as e:
+        _err(f"error: {e}")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        _err("interrupted")
+        sys.exit(130)
+    except Exception as e:  # click usage errors and anything unexpected
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            sys.exit(2)
+        if isinstance(e, click.exceptions.Abort):
+            sys.exit(130)
+        _err(f"internal error: {type(e).__name__}: {e}")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,270 @@
+"""The engine: the one place where events are folded, decisions taken and written.
+
+Every change to an execution goes through `Engine.commit`: fold what is new in the
+log, apply the caller's events (a worker's outcome, a cancel, a resume), let `decide`
+take every decision that follows, and write all of it, with the jobs it implies and
+the completion of the job that caused it, in one store transaction. A concurrent
+writer (another process) makes the append fail with SeqConflict; the state is then
+re-folded from the log and the decision taken again.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from replaybook.core import events as ev
+from replaybook.core.decide import cancel, decide, execution_status, jobs_for
+from replaybook.core.state import ExecutionState
+from replaybook.core.topology import Topology, build_topology
+from replaybook.errors import NotFound, SeqConflict, TemplateError
+from replaybook.playbook.model import Playbook
+from replaybook.store.base import Event, ExecutionInfo, Job, NewEvent, Store
+
+Listener = Callable[[str, Sequence[Event]], None]
+
+
+def new_execution_id() -> str:
+    return uuid.uuid4().hex
+
+
+def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """Mappings merge key by key; any other value (lists too) is replaced (spec §2)."""
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+@dataclass
+class _Loaded:
+    playbook: Playbook
+    topology: Topology
+
+
+class Engine:
+    def __init__(
+        self,
+        store: Store,
+        load_playbook: Callable[[str, int], Playbook],
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.store = store
+        self._load_playbook = load_playbook
+        self.env = dict(os.environ if env is None else env)
+        self._lock = threading.Lock()
+        self._exec_locks: dict[str, threading.Lock] = {}
+        self._states: dict[str, ExecutionState] = {}
+        self._playbooks: dict[tuple[str, int], _Loaded] = {}
+        self._exec_playbook: dict[str, tuple[str, int]] = {}
+        self._listeners: list[Listener] = []
+        self.changed = threading.Condition()  # notified after every commit
+
+    # -- plumbing ------------------------------------------------------------
+    def add_listener(self, fn: Listener) -> None:
+        self._listeners.append(fn)
+
+    def _exec_lock(self, execution_id: str) -> threading.Lock:
+        with self._lock:
+            lock = self._exec_locks.get(execution_id)
+            if lock is None:
+                lock = self._exec_locks[execution_id] = threading.Lock()
+            return lock
+
+    def loaded(self, path: str, version: int) -> _Loaded:
+        key = (path, version)
+        got = self._playbooks.get(key)
+        if got is None:
+            pb = self._load_playbook(path, version)
+            got = _Loaded(pb, build_topology(pb))
+            self._playbooks[key] = got
+        return got
+
+    def playbook_of(self, execution_id: str) -> Playbook:
+        return self._loaded_for(execution_id).playbook
+
+    def _loaded_for(self, execution_id: str) -> _Loaded:
+        key = self._exec_playbook.get(execution_id)
+        if key is None:
+            info = self.store.get_execution(execution_id)
+            if info is None:
+                raise NotFound(f"no execution '{execution_id}'")
+            key = (info.playbook_path, info.playbook_version)
+            self._exec_playbook[execution_id] = key
+        return self.loaded(*key)
+
+    def state(self, execution_id: str) -> ExecutionState:
+        """The folded state, caught up with the log (callers must not mutate it)."""
+        with self._exec_lock(execution_id):
+            return self._caught_up(execution_id)
+
+    def _caught_up(self, execution_id: str) -> ExecutionState:
+        st = self._states.get(execution_id)
+        if st is None:
+            st = ExecutionState(self._loaded_for(execution_id).topology, execution_id)
+            self._states[execution_id] = st
+        new = self.store.read_events(execution_id, after_seq=st.last_seq)
+        st.apply_all(new)
+        return st
+
+    def snapshot(self, execution_id: str) -> dict[str, Any] | None:
+        """What a job of a running execution sees: workload, results so far, and
+        execution metadata; None once the execution has finished."""
+        with self._exec_lock(execution_id):
+            st = self._caught_up(execution_id)
+            if st.finished:
+                return None
+            parent = st.parent or {}
+            return {
+                "workload": st.workload,
+                "results": dict(st.results),
+                "execution": {
+                    "id": execution_id,
+                    "parent_id": parent.get("execution_id"),
+                    "path": st.playbook.get("path"),
+                    "version": st.playbook.get("version"),
+                },
+            }
+
+    def forget(self, execution_id: str) -> None:
+        """Drop cached state of a finished execution (memory bound on long servers)."""
+        with self._lock:
+            self._states.pop(execution_id, None)
+            self._exec_locks.pop(execution_id, None)
+
+    # -- operations ----------------------------------------------------------
+    def start(
+        self,
+        path: str,
+        version: int,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        execution_id: str | None = None,
+        parent: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Create an execution of a registered playbook and take its first decisions.
+        Raises TemplateError when a workload template cannot render."""
+        from replaybook.template import TEMPLATES
+
+        loaded = self.loaded(path, version)
+        pb = loaded.playbook
+        eid = execution_id or new_execution_id()
+        payload = dict(payload or {})
+        ctx = {
+            "env": self.env,
+            "payload": payload,
+            "execution_id": eid,
+            "execution": {
+                "id": eid,
+                "parent_id": (parent or {}).get("execution_id"),
+                "path": path,
+                "version": version,
+            },
+            "job": {},
+        }
+        workload = TEMPLATES.render(dict(pb.workload), ctx, "workload")
+        if not isinstance(workload, dict):
+            raise TemplateError("workload: must be a mapping")
+        merged = deep_merge(workload, payload)
+        self.store.create_execution(
+            eid,
+            path,
+            version,
+            parent_id=(parent or {}).get("execution_id"),
+            parent_step=(parent or {}).get("step"),
+        )
+        self._exec_playbook[eid] = (path, version)
+        started = NewEvent(
+            ev.EXECUTION_STARTED,
+            data={
+                "playbook": {"path": path, "version": version, "name": pb.name},
+                "workload": merged,
+                "payload": payload,
+                "parent": dict(parent) if parent else None,
+            },
+        )
+        self.commit(eid, [started])
+        return eid
+
+    def commit(
+        self,
+        execution_id: str,
+        events: Sequence[NewEvent],
+        *,
+        complete: Job | None = None,
+        decide_more: bool = True,
+    ) -> list[Event]:
+        """Append `events` plus every decision they lead to, atomically.
+        Raises StaleLease if `complete` lost its lease (nothing is written)."""
+        loaded = self._loaded_for(execution_id)
+        for _ in range(50):
+            with self._exec_lock(execution_id):
+                st = self._caught_up(execution_id)
+                base_seq = st.last_seq
+                out = list(events)
+                st.apply_all(out)
+                if decide_more:
+                    while True:
+                        more = decide(loaded.playbook, st)
+                        if not more:
+                            break
+                        st.apply_all(more)
+                        out.extend(more)
+                jobs = jobs_for(loaded.playbook, st, out)
+                status = execution_status(out)
+                try:
+                    written = self.store.append(
+                        execution_id,
+                        base_seq,
+                        out,
+                        jobs,
+                        complete=complete,
+                        status=status,
+                        cancel_jobs=status in ("completed", "failed", "cancelled"),
+                    )
+                except SeqConflict:
+                    self._states.pop(execution_id, None)
+                    continue
+                except BaseException:
+                    # The state has provisional events applied: re-fold next time.
+                    self._states.pop(execution_id, None)
+                    raise
+                st.last_seq = written[-1].seq if written else base_seq
+            self._notify(execution_id, written)
+            return written
+        raise SeqConflict(f"execution {execution_id}: too many concurrent writers")
+
+    def _notify(self, execution_id: str, written: Sequence[Event]) -> None:
+        for fn in self._listeners:
+            fn(execution_id, written)
+        with self.changed:
+            self.changed.notify_all()
+
+    def cancel(self, execution_id: str, reason: str = "cancelled by request") -> bool:
+        with self._exec_lock(execution_id):
+            st = self._caught_up(execution_id)
+            if st.finished:
+                return False
+        self.commit(execution_id, cancel(st, reason), decide_more=False)
+        return True
+
+    def resume(self, execution_id: str, from_step: str | None = None) -> None:
+        pb = self.playbook_of(execution_id)
+        if from_step is not None and not pb.has_step(from_step):
+            raise NotFound(f"no step '{from_step}' in {pb.path}")
+        st = self.state(execution_id)
+        if st.status == "running":
+            raise ValueError(f"execution {execution_id} is still running")
+        self.commit(
+            execution_id, [NewEvent(ev.EXECUTION_RESUMED, data={"from_step": from_step})]
+        )
+
+    def info(self, execution_id: str) -> ExecutionInfo | None:
+        return self.store.get_execution(execution_id)

@@ -1,0 +1,348 @@
+"""The action executor: runs one attempt of one step and reports its outcome as events.
+
+It owns everything that is the same for every action type: rendering inputs and
+fields, binding edge data, the `max_visits` guard, retries (`retry_when`,
+`stop_when`, backoff), routing (`next` / `on_error`), logs and result conversion.
+An attempt never raises: every failure becomes a recorded `step.failed` or
+`step.retrying` event, so a bad playbook cannot corrupt an execution's log.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import ChainMap
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from replaybook.actions.base import ActionContext
+from replaybook.actions.jsonsafe import to_json_value
+from replaybook.actions.registry import get_action
+from replaybook.core import events as ev
+from replaybook.errors import ActionError, ReplaybookError, TemplateError
+from replaybook.playbook.model import Routing, Step
+from replaybook.store.base import Job, NewEvent
+from replaybook.template import TEMPLATES
+
+DEFAULT_MAX_RESULT_BYTES = 64 * 1024 * 1024
+
+
+@dataclass
+class JobContext:
+    """What a worker needs to know about the execution to run one job."""
+
+    execution_id: str
+    workload: Mapping[str, Any]
+    results: Mapping[str, Any]
+    execution: Mapping[str, Any]
+    env: Mapping[str, str]
+    data_dir: Path
+    services: Mapping[str, Any] = field(default_factory=dict)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+
+class _Fail(Exception):
+    """Internal: an attempt failed with this error object, retryable or not."""
+
+    def __init__(self, error: dict[str, Any], retryable: bool = True) -> None:
+        super().__init__(error.get("message"))
+        self.error = error
+        self.retryable = retryable
+
+
+def _error(step: str, attempt: int, exc: BaseException) -> dict[str, Any]:
+    if isinstance(exc, ActionError):
+        return ev.error_object(step, exc.message, exc.type, attempt, exc.status_code)
+    if isinstance(exc, TemplateError):
+        return ev.error_object(step, str(exc), "template", attempt)
+    if isinstance(exc, ReplaybookError):
+        return ev.error_object(step, str(exc), "error", attempt)
+    return ev.error_object(step, f"{type(exc).__name__}: {exc}", "internal", attempt)
+
+
+class StepExecutor:
+    def __init__(self, random_factor: Callable[[], float] | None = None) -> None:
+        self._jitter = random_factor or (lambda: random.uniform(0.5, 1.0))
+
+    # -- context -------------------------------------------------------------
+    def base_context(self, jc: JobContext, job: Job) -> dict[str, Any]:
+        ctx: dict[str, Any] = {
+            "env": jc.env,
+            "workload": jc.workload,
+            "execution_id": jc.execution_id,
+            "execution": jc.execution,
+            "job": {
+                "id": job.id,
+                "uuid": f"{jc.execution_id}-{job.step}-{job.visit}-{job.attempt}",
+                "step": job.step,
+                "attempt": job.attempt,
+                "idempotency_key": f"{jc.execution_id}:{job.step}:{job.visit}",
+            },
+        }
+        ctx.update(jc.results)
+        return ctx
+
+    # -- one attempt -----------------------------------------------------------
+    def run(self, step: Step, job: Job, jc: JobContext) -> list[NewEvent]:
+        logs: list[str] = []
+        out: list[NewEvent] = []
+        ctx = self.base_context(jc, job)
+        try:
+            result, ctx = self._attempt(step, job, jc, ctx, logs)
+        except _Fail as f:
+            if logs:
+                out.append(self._log_event(step, job, logs))
+            out.extend(self._after_failure(step, job, ctx, f))
+            return out
+        if logs:
+            out.append(self._log_event(step, job, logs))
+        out.extend(self._after_success(step, job, ctx, result))
+        return out
+
+    def _log_event(self, step: Step, job: Job, lines: list[str]) -> NewEvent:
+        return NewEvent(
+            ev.STEP_LOG, step=step.name, visit=job.visit, attempt=job.attempt, data={"lines": lines}
+        )
+
+    def _attempt(
+        self, step: Step, job: Job, jc: JobContext, ctx: dict[str, Any], logs: list[str]
+    ) -> tuple[Any, dict[str, Any]]:
+        name = step.name
+        if job.visit > step.max_visits:
+            msg = f"step '{name}' would run a {job.visit}th time (max_visits {step.max_visits})"
+            raise _Fail(ev.error_object(name, msg, "max_visits", job.attempt), retryable=False)
+        try:
+            inputs = self._inputs(step, job, ctx)
+            ctx.update(inputs)
+            ctx["args"] = inputs
+            result = self._act(step, job, jc, ctx, inputs, logs)
+            result = to_json_value(result)
+        except (ReplaybookError, Exception) as exc:
+            raise _Fail(_error(name, job.attempt, exc)) from exc
+        return result, ctx
+
+    def _inputs(self, step: Step, job: Job, ctx: dict[str, Any]) -> dict[str, Any]:
+        where = f"step '{step.name}' field"
+        raw = step.inputs
+        inputs: dict[str, Any] = {}
+        if raw is not None:
+            rendered = TEMPLATES.render(raw, ctx, f"{where} 'args'")
+            if not isinstance(rendered, Mapping):
+                raise TemplateError(f"{where} 'args': must be a mapping, got {type(rendered).__name__}")
+            inputs = dict(rendered)
+        edge = job.payload.get("inputs") or {}
+        inputs.update(edge)  # edge data wins (spec §5)
+        return inputs
+
+    def _act(
+        self,
+        step: Step,
+        job: Job,
+        jc: JobContext,
+        ctx: dict[str, Any],
+        inputs: dict[str, Any],
+        logs: list[str],
+    ) -> Any:
+        if step.type is None:
+            return self._router_result(step, job, jc, ctx, inputs)
+        action = get_action(step.type)
+        raw_fields = getattr(action, "raw_fields", frozenset())
+        spec: dict[str, Any] = {}
+        for key, value in step.spec.items():
+            if key in raw_fields:
+                spec[key] = value
+            else:
+                spec[key] = TEMPLATES.render(value, ctx, f"step '{step.name}' field '{key}'")
+        actx = ActionContext(
+            execution_id=jc.execution_id,
+            step=step.name,
+            attempt=job.attempt,
+            data_dir=jc.data_dir,
+            timeout=step.timeout,
+            log=logs.append,
+            cancelled=jc.cancelled,
+            context=ctx,
+            services=jc.services,
+        )
+        result = action.run(spec, inputs, actx)
+        max_bytes = int(step.spec.get("max_result_bytes") or DEFAULT_MAX_RESULT_BYTES)
+        _check_size(result, max_bytes)
+        return result
+
+    def _router_result(
+        self, step: Step, job: Job, jc: JobContext, ctx: dict[str, Any], inputs: dict[str, Any]
+    ) -> Any:
+        if step.name == "end":
+            if step.result is not None:
+                return TEMPLATES.render(step.result, ctx, "step 'end' field 'result'")
+            if not inputs:
+                return {src: jc.results.get(src) for src in job.payload.get("from") or []}
+        return inputs or None
+
+    # -- outcomes ------------------------------------------------------------
+    def _outcome_context(
+        self, step: Step, ctx: Mapping[str, Any], result: Any, error: dict[str, Any] | None
+    ) -> ChainMap[str, Any]:
+        layer: dict[str, Any] = {"result": result, "this": result, "error": error}
+        layer[step.name] = result
+        return ChainMap(layer, ctx)  # type: ignore[arg-type]
+
+    def _retry_context(
+        self, step: Step, ctx: Mapping[str, Any], attempt: int, result: Any, error: dict[str, Any] | None
+    ) -> ChainMap[str, Any]:
+        layer: dict[str, Any] = {}
+        if error is None and isinstance(result, Mapping):
+            layer.update(result)
+        if error is not None:
+            layer["status_code"] = error.get("status_code")
+        layer.update(
+            {
+                "result": result,
+                "this": result,
+                "error": error,
+                "success": error is None,
+                "attempt": attempt,
+            }
+        )
+        return ChainMap(layer, ctx)  # type: ignore[arg-type]
+
+    def _condition(self, text: str, ctx: Mapping[str, Any], where: str) -> bool:
+        value = TEMPLATES.render(text, ctx, where)
+        truth = TEMPLATES.truthy(value)
+        if truth is None:
+            raise TemplateError(f"{where}: must be a boolean, got {value!r}")
+        return truth
+
+    def _retrying(self, step: Step, job: Job, error: dict[str, Any]) -> NewEvent:
+        assert step.retry is not None
+        delay = step.retry.delay_before(job.attempt + 1, self._jitter())
+        return NewEvent(
+            ev.STEP_RETRYING,
+            step=step.name,
+            visit=job.visit,
+            attempt=job.attempt,
+            data={"error": error, "delay_ms": int(round(delay * 1000))},
+        )
+
+    def _after_failure(
+        self, step: Step, job: Job, ctx: Mapping[str, Any], f: _Fail
+    ) -> list[NewEvent]:
+        error = f.error
+        policy = step.retry
+        if f.retryable and policy is not None and job.attempt < policy.max_attempts:
+            rctx = self._retry_context(step, ctx, job.attempt, None, error)
+            try:
+                stop = policy.stop_when is not None and self._condition(
+                    policy.stop_when, rctx, f"step '{step.name}' field 'retry.stop_when'"
+                )
+                again = not stop and (
+                    policy.retry_when is None
+                    or self._condition(policy.retry_when, rctx, f"step '{step.name}' field 'retry.retry_when'")
+                )
+            except ReplaybookError as exc:
+                error = _error(step.name, job.attempt, exc)
+                again = False
+            if again:
+                return [self._retrying(step, job, error)]
+        return [self._failed(step, job, ctx, error)]
+
+    def _failed(
+        self, step: Step, job: Job, ctx: Mapping[str, Any], error: dict[str, Any]
+    ) -> NewEvent:
+        routes: list[dict[str, Any]] = []
+        if step.on_error.arcs:
+            octx = self._outcome_context(step, ctx, None, error)
+            try:
+                routes = self._route(step, step.on_error, octx, "on_error")
+            except ReplaybookError as exc:
+                error = dict(error)
+                error["message"] = f"{error['message']} (and on_error failed: {exc})"
+                routes = []
+        return NewEvent(
+            ev.STEP_FAILED,
+            step=step.name,
+            visit=job.visit,
+            attempt=job.attempt,
+            data={"error": error, "routes": routes},
+        )
+
+    def _after_success(
+        self, step: Step, job: Job, ctx: Mapping[str, Any], result: Any
+    ) -> list[NewEvent]:
+        policy = step.retry
+        if policy is not None and policy.retry_when is not None:
+            rctx = self._retry_context(step, ctx, job.attempt, result, None)
+            try:
+                stop = policy.stop_when is not None and self._condition(
+                    policy.stop_when, rctx, f"step '{step.name}' field 'retry.stop_when'"
+                )
+                again = not stop and self._condition(
+                    policy.retry_when, rctx, f"step '{step.name}' field 'retry.retry_when'"
+                )
+            except ReplaybookError as exc:
+                return [self._failed(step, job, ctx, _error(step.name, job.attempt, exc))]
+            if again:
+                if job.attempt < policy.max_attempts:
+                    return [self._retrying(step, job, ev.error_object(
+                        step.name, "retry_when still holds", "retry_when", job.attempt))]
+                msg = f"retry_when still held after {job.attempt} attempts"
+                return [self._failed(step, job, ctx, ev.error_object(
+                    step.name, msg, "retry_exhausted", job.attempt))]
+        octx = self._outcome_context(step, ctx, result, None)
+        try:
+            routes = self._route(step, step.next, octx, "next")
+        except ReplaybookError as exc:
+            # The action succeeded, so a routing error is never retried (spec §5).
+            return [self._failed(step, job, ctx, _error(step.name, job.attempt, exc))]
+        return [
+            NewEvent(
+                ev.STEP_COMPLETED,
+                step=step.name,
+                visit=job.visit,
+                attempt=job.attempt,
+                data={"result": result, "routes": routes},
+            )
+        ]
+
+    def _route(
+        self, step: Step, routing: Routing, ctx: Mapping[str, Any], field_name: str
+    ) -> list[dict[str, Any]]:
+        """Select arcs group by group (spec §5) and render their edge data."""
+        groups: dict[int, list[Any]] = {}
+        for arc in routing.arcs:
+            groups.setdefault(arc.group, []).append(arc)
+        taken: list[Any] = []
+        held = False
+        else_groups: list[list[Any]] = []
+        for arcs in groups.values():
+            first = arcs[0]
+            if first.is_else:
+                else_groups.append(arcs)
+            elif first.when is None:
+                taken.extend(arcs)
+            elif routing.inclusive or not held:
+                where = f"step '{step.name}' field '{first.path or field_name}.when'"
+                if self._condition(first.when, ctx, where):
+                    held = True
+                    taken.extend(arcs)
+        if not held:
+            for arcs in else_groups:
+                taken.extend(arcs)
+        routes: list[dict[str, Any]] = []
+        for arc in taken:
+            data: Any = {}
+            if arc.data is not None:
+                where = f"step '{step.name}' field '{arc.path or field_name}.data'"
+                data = TEMPLATES.render(arc.data, ctx, where)
+                if not isinstance(data, Mapping):
+                    raise TemplateError(f"{where}: edge data must be a mapping")
+            routes.append(ev.route(arc.target, to_json_value(dict(data))))
+        return routes
+
+
+def _check_size(result: Any, max_bytes: int) -> None:
+    from replaybook.actions.jsonsafe import check_size
+
+    check_size(result, max_bytes)

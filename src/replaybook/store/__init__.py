@@ -1,0 +1,92 @@
+"""Durable storage: the Store interface (`base`) and its backends.
+
+`open_store(url)` picks the backend from a URL:
+
+- `sqlite:///abs/path.db` (or `sqlite:////abs/path.db`), `sqlite:///:memory:`
+- a plain file path (`~` is expanded)
+- None: `$REPLAYBOOK_DB` if set, else `<data dir>/replaybook.db`, where the data dir
+  is `$REPLAYBOOK_DATA_DIR` or the platform's user data dir for "replaybook".
+- `postgresql://...` is recognised but not available yet (UnsupportedBackend).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from replaybook.errors import StoreError
+from replaybook.store.base import (
+    CatalogEntry,
+    Event,
+    ExecutionInfo,
+    Job,
+    NewEvent,
+    NewJob,
+    Store,
+)
+
+__all__ = [
+    "CatalogEntry",
+    "Event",
+    "ExecutionInfo",
+    "Job",
+    "NewEvent",
+    "NewJob",
+    "Store",
+    "UnsupportedBackend",
+    "default_data_dir",
+    "open_store",
+]
+
+DB_FILE_NAME = "replaybook.db"
+
+
+class UnsupportedBackend(StoreError, NotImplementedError):
+    """The URL names a backend this build cannot open (yet)."""
+
+
+def default_data_dir() -> Path:
+    """`$REPLAYBOOK_DATA_DIR`, else the platform's user data dir for replaybook."""
+    configured = os.environ.get("REPLAYBOOK_DATA_DIR")
+    if configured:
+        return Path(configured).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("replaybook", appauthor=False))
+
+
+def open_store(url: str | None = None, *, clock: Callable[[], float] = time.time) -> Store:
+    """Open the store `url` names (see the module docstring); migrations run on open."""
+    if url is None:
+        url = os.environ.get("REPLAYBOOK_DB") or str(default_data_dir() / DB_FILE_NAME)
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return _open_sqlite(str(Path(url).expanduser()), clock)
+    scheme = scheme.lower()
+    if scheme == "sqlite":
+        return _open_sqlite(_sqlite_path(url, rest), clock)
+    if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
+        raise UnsupportedBackend(
+            "the PostgreSQL store is not implemented yet; use a sqlite:/// URL or a file path"
+        )
+    raise StoreError(f"unknown store URL scheme {scheme!r} in {url!r}")
+
+
+def _sqlite_path(url: str, rest: str) -> str:
+    # rest is what follows "sqlite://": "/abs/path.db", "//abs/path.db" or "/:memory:".
+    if not rest.startswith("/"):
+        raise StoreError(f"SQLite URL needs an absolute path (sqlite:///abs/path.db): {url!r}")
+    path = rest.split("?", 1)[0]
+    if path == "/:memory:":
+        return ":memory:"
+    while path.startswith("//"):
+        path = path[1:]
+    return path
+
+
+def _open_sqlite(path: str, clock: Callable[[], float]) -> Store:
+    from replaybook.store.sqlite import SQLiteStore
+
+    return SQLiteStore(path, clock=clock)

@@ -1,0 +1,5 @@
+"""SQLite backend of the Store (the embedded default)."""
+
+from replaybook.store.sqlite.store import SQLiteStore
+
+__all__ = ["SQLiteStore"]
