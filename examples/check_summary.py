@@ -30,6 +30,7 @@ from typing import Any
 import duckdb
 
 HERE = Path(__file__).resolve().parent
+CLASSES = ("stormy", "hot", "cold", "mild", "no_weather")
 
 
 def compute(
@@ -46,9 +47,7 @@ def compute(
     con.execute(
         "CREATE TABLE wx AS SELECT * FROM read_csv(?, nullstr = 'NA')", [str(data / "weather.csv")]
     )
-    con.execute(
-        "CREATE TABLE fl AS SELECT * FROM read_csv(?)", [str(data / "flights_2013.csv.gz")]
-    )
+    con.execute("CREATE TABLE fl AS SELECT * FROM read_csv(?)", [str(data / "flights_2013.csv.gz")])
     con.execute("CREATE TABLE ap AS SELECT * FROM read_csv(?)", [str(data / "airports.csv")])
 
     # Weather per airport-day, then its class.
@@ -109,38 +108,39 @@ def compute(
         """
     ).fetchall()
     # Flight by flight.
-    flight_stats = {
-        r[0]: r[1:]
-        for r in con.execute(
-            """
-            SELECT f.origin,
-                   count(*)                                          AS flights,
-                   count(*) FILTER (WHERE f.dep_time IS NULL)         AS cancelled,
-                   avg(f.dep_delay)                                   AS delay_all,
-                   avg(f.dep_delay) FILTER (WHERE d.cls = 'stormy')   AS delay_stormy,
-                   avg(f.dep_delay) FILTER (WHERE d.cls = 'mild')     AS delay_mild,
-                   avg(f.dep_delay) FILTER (WHERE d.cls = 'hot')      AS delay_hot,
-                   avg(f.dep_delay) FILTER (WHERE d.cls = 'cold')     AS delay_cold,
-                   avg(CASE WHEN f.dep_delay > $late THEN 1 ELSE 0 END)
-                       FILTER (WHERE d.cls = 'stormy' AND f.dep_delay IS NOT NULL),
-                   avg(CASE WHEN f.dep_delay > $late THEN 1 ELSE 0 END)
-                       FILTER (WHERE d.cls = 'mild' AND f.dep_delay IS NOT NULL),
-                   avg(CASE WHEN f.dep_time IS NULL THEN 1 ELSE 0 END)
-                       FILTER (WHERE d.cls = 'stormy'),
-                   avg(CASE WHEN f.dep_time IS NULL THEN 1 ELSE 0 END)
-                       FILTER (WHERE d.cls = 'mild')
-            FROM fl f JOIN days d USING (origin, year, month, day)
-            GROUP BY f.origin
-            """,
-            {"late": delay_threshold_min},
-        ).fetchall()
-    }
+    cur = con.execute(
+        """
+        SELECT f.origin,
+               count(*)                                          AS flights,
+               count(*) FILTER (WHERE f.dep_time IS NULL)         AS cancelled,
+               avg(f.dep_delay)                                   AS mean_dep_delay_min,
+               avg(f.dep_delay) FILTER (WHERE d.cls = 'stormy')   AS mean_dep_delay_stormy,
+               avg(f.dep_delay) FILTER (WHERE d.cls = 'mild')     AS mean_dep_delay_mild,
+               avg(f.dep_delay) FILTER (WHERE d.cls = 'hot')      AS mean_dep_delay_hot,
+               avg(f.dep_delay) FILTER (WHERE d.cls = 'cold')     AS mean_dep_delay_cold,
+               avg(CASE WHEN f.dep_delay > $late THEN 1 ELSE 0 END)
+                   FILTER (WHERE d.cls = 'stormy' AND f.dep_delay IS NOT NULL)
+                                                                  AS share_delayed_stormy,
+               avg(CASE WHEN f.dep_delay > $late THEN 1 ELSE 0 END)
+                   FILTER (WHERE d.cls = 'mild' AND f.dep_delay IS NOT NULL)
+                                                                  AS share_delayed_mild,
+               avg(f.dep_delay) FILTER (WHERE d.cls = 'stormy')
+                 - avg(f.dep_delay) FILTER (WHERE d.cls = 'mild') AS extra_delay_min,
+               avg(CASE WHEN f.dep_time IS NULL THEN 1 ELSE 0 END)
+                   FILTER (WHERE d.cls = 'stormy')                AS cancel_rate_stormy,
+               avg(CASE WHEN f.dep_time IS NULL THEN 1 ELSE 0 END)
+                   FILTER (WHERE d.cls = 'mild')                  AS cancel_rate_mild
+        FROM fl f JOIN days d USING (origin, year, month, day)
+        GROUP BY f.origin
+        """,
+        {"late": delay_threshold_min},
+    )
+    columns = [d[0] for d in cur.description]
+    flight_stats = {r[0]: dict(zip(columns[1:], r[1:], strict=True)) for r in cur.fetchall()}
     names = dict(con.execute("SELECT faa, name FROM ap").fetchall())
 
     airports = []
     for origin, days, stormy, hot, cold, mild, no_wx in day_counts:
-        (flights, cancelled, d_all, d_storm, d_mild, d_hot, d_cold,
-         late_storm, late_mild, canc_storm, canc_mild) = flight_stats[origin]
         airports.append(
             {
                 "airport": origin,
@@ -151,24 +151,13 @@ def compute(
                 "cold_days": cold,
                 "mild_days": mild,
                 "no_weather_days": no_wx,
-                "flights": flights,
-                "cancelled": cancelled,
-                "mean_dep_delay_min": d_all,
-                "mean_dep_delay_stormy": d_storm,
-                "mean_dep_delay_mild": d_mild,
-                "mean_dep_delay_hot": d_hot,
-                "mean_dep_delay_cold": d_cold,
-                "share_delayed_stormy": late_storm,
-                "share_delayed_mild": late_mild,
-                "extra_delay_min": None if d_storm is None else d_storm - d_mild,
-                "cancel_rate_stormy": canc_storm,
-                "cancel_rate_mild": canc_mild,
+                **flight_stats[origin],
             }
         )
     counts = dict(con.execute("SELECT cls, count(*) FROM days GROUP BY cls").fetchall())
     return {
         "airports": airports,
-        "day_classes": {c: counts.get(c, 0) for c in ("stormy", "hot", "cold", "mild", "no_weather")},
+        "day_classes": {c: counts.get(c, 0) for c in CLASSES},
         "row_counts": {
             "weather_rows": con.execute("SELECT count(*) FROM wx").fetchone()[0],
             "flight_rows": con.execute("SELECT count(*) FROM fl").fetchone()[0],

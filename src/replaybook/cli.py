@@ -47,6 +47,7 @@ def _exit(code: int) -> NoReturn:
     raise typer.Exit(code)
 
 
+
 def _invalid(problems: list[Problem], as_json: bool) -> NoReturn:
     if as_json:
         _emit({"status": "invalid", "errors": [p.as_dict() for p in problems]})
@@ -413,7 +414,9 @@ def main() -> None:
         stream=sys.stderr,
     )
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click returns the code of a typer.Exit.
+        rc = app(standalone_mode=False)
+        sys.exit(rc if isinstance(rc, int) else 0)
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except UsageError as e:

@@ -22,6 +22,7 @@ code starts get the default back): the parent decides when a child dies.
 from __future__ import annotations
 
 import _thread
+import io
 import marshal
 import os
 import select
@@ -77,17 +78,16 @@ def _write_frame(fd: int, obj: Any) -> None:
 # -- captured output ---------------------------------------------------------------------
 
 
-class _LogStream:
-    """sys.stdout/sys.stderr during a call: sends each complete line to the parent."""
+class _LogStream(io.TextIOBase):
+    """sys.stdout/sys.stderr during a call: sends each complete line to the parent.
+    (A TextIOBase, so fileno() and friends fail the usual way.)"""
 
     encoding = "utf-8"
-    errors = "replace"
 
     def __init__(self, fd: int) -> None:
         self._fd = fd
         self._partial = ""
         self._sent = 0
-        self.closed = False
 
     def write(self, text: str) -> int:
         if not isinstance(text, str):
@@ -117,21 +117,8 @@ class _LogStream:
             self._send(self._partial)
             self._partial = ""
 
-    def writelines(self, lines: list[str]) -> None:
-        for line in lines:
-            self.write(line)
-
-    def flush(self) -> None:
-        pass
-
-    def isatty(self) -> bool:
-        return False
-
     def writable(self) -> bool:
         return True
-
-    def readable(self) -> bool:
-        return False
 
 
 # -- running one call --------------------------------------------------------------------
@@ -328,6 +315,8 @@ def main() -> None:
     os.dup2(2, 1)
     _ignore_sigint()
     _thread.start_new_thread(_watch_parent, (req_fd,))
+    import replaybook.actions.jsonsafe  # noqa: F401  (before the first call, not during it)
+
     try:
         while True:
             header = _read_exact(req_fd, _HEADER)

@@ -126,8 +126,7 @@ class HttpAction:
         try:
             request = client.build_request(
                 method,
-                url,
-                params=None if params is None else httpx.QueryParams(params),
+                _with_query(url, params),
                 content=content,
                 headers=headers,
                 timeout=httpx.Timeout(timeout),
@@ -182,7 +181,19 @@ def _send(
         "elapsed_ms": elapsed_ms,
         "data": _decode_body(body, response.headers.get("content-type", ""), response.encoding),
     }
-    return result, response.reason_phrase
+    # The standard phrase when there is one ("Not Found", whatever the server says).
+    return result, httpx.codes.get_reason_phrase(response.status_code) or response.reason_phrase
+
+
+def _with_query(url: str, params: _Query | None) -> httpx.URL:
+    """The URL with `params` appended to the query string it already has."""
+    import httpx
+
+    parsed = httpx.URL(url)
+    if not params:
+        return parsed
+    extra = str(httpx.QueryParams(params)).encode("ascii")
+    return parsed.copy_with(query=parsed.query + b"&" + extra if parsed.query else extra)
 
 
 def _transport_message(exc: Exception, request: httpx.Request) -> str:

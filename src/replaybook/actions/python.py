@@ -111,9 +111,14 @@ class _Child:
             return f"python process died (signal {-code})"
         return f"python process died (exit code {code})"
 
-    def kill(self) -> None:
+    def signal(self) -> None:
+        """SIGKILL the child (safe from any thread; the pipes stay open)."""
         with contextlib.suppress(OSError):
             self.proc.kill()
+
+    def kill(self) -> None:
+        """SIGKILL the child, reap it and close the pipes (by the thread using it)."""
+        self.signal()
         with contextlib.suppress(subprocess.TimeoutExpired):  # SIGKILL: not for long
             self.proc.wait(timeout=5)
         for stream in (self.proc.stdin, self.proc.stdout):
@@ -161,12 +166,15 @@ class PythonPool:
         """Kill every child, idle or busy; calls in flight fail as cancelled."""
         with self._cond:
             self._closed = True
-            children = list(self._all)
+            idle = list(self._idle)
+            busy = [c for c in self._all if c not in idle]
             self._all.clear()
             self._idle.clear()
             self._cond.notify_all()
-        for child in children:
+        for child in idle:
             child.kill()
+        for child in busy:  # only signalled: its caller owns (and closes) the pipes
+            child.signal()
 
     def __enter__(self) -> PythonPool:
         return self
@@ -205,12 +213,12 @@ class PythonPool:
             frame = self._read_answer(child, waiter, log)
         except _ChildDied:
             if self._closed:
+                child.kill()
                 raise ActionError("python pool was closed", type="cancelled") from None
             message = child.death_message()
             self._discard(child, replace=True)
             raise ActionError(message) from None
         except BaseException:  # timeout, cancel, or an error in `log`
-            child.kill()
             self._discard(child, replace=True)
             raise
         self._release(child)

@@ -8,8 +8,6 @@ python processes for `python` steps.
 from __future__ import annotations
 
 import os
-import threading
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,16 +117,7 @@ class EmbeddedRunner:
         return self.engine.start(path, version, payload)
 
     def wait(self, execution_id: str, timeout: float | None = None) -> Outcome:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            st = self.engine.state(execution_id)
-            if st.finished:
-                break
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                break
-            with self.engine.changed:
-                self.engine.changed.wait(min(0.5, remaining) if remaining else 0.5)
+        self.engine.wait_finished(execution_id, timeout)
         return self.outcome(execution_id)
 
     def outcome(self, execution_id: str) -> Outcome:
@@ -148,5 +137,3 @@ def default_concurrency() -> int:
     value = os.environ.get("REPLAYBOOK_CONCURRENCY")
     return int(value) if value else 16
 
-
-_ = threading  # threads are started by WorkerPool

@@ -65,7 +65,11 @@ class Engine:
         self._playbooks: dict[tuple[str, int], _Loaded] = {}
         self._exec_playbook: dict[str, tuple[str, int]] = {}
         self._listeners: list[Listener] = []
-        self.changed = threading.Condition()  # notified after every commit
+        self.changed = threading.Condition()  # notified when an execution ends
+        self.work = threading.Condition()  # notified when there is work to lease
+        # Bumped under `changed` at every commit, so a waiter can tell whether it
+        # missed a notification between looking for work and starting to wait.
+        self.generation = 0
 
     # -- plumbing ------------------------------------------------------------
     def add_listener(self, fn: Listener) -> None:
@@ -103,16 +107,44 @@ class Engine:
     def state(self, execution_id: str) -> ExecutionState:
         """The folded state, caught up with the log (callers must not mutate it)."""
         with self._exec_lock(execution_id):
-            return self._caught_up(execution_id)
+            return self._caught_up(execution_id, refresh=True)
 
-    def _caught_up(self, execution_id: str) -> ExecutionState:
+    def _caught_up(self, execution_id: str, refresh: bool = False) -> ExecutionState:
+        """The cached state; read the log only when asked or when nothing is cached.
+        Commits need no read: if another process wrote meanwhile, the append fails
+        with SeqConflict and the state is re-folded then."""
         st = self._states.get(execution_id)
         if st is None:
             st = ExecutionState(self._loaded_for(execution_id).topology, execution_id)
             self._states[execution_id] = st
-        new = self.store.read_events(execution_id, after_seq=st.last_seq)
-        st.apply_all(new)
+            refresh = True
+        if refresh:
+            st.apply_all(self.store.read_events(execution_id, after_seq=st.last_seq))
         return st
+
+    def wait_finished(self, execution_id: str, timeout: float | None = None) -> bool:
+        """Block until the execution ends (as seen by this process's commits, or,
+        checked every half second, by the store), or until `timeout`."""
+        import time as _time
+
+        deadline = None if timeout is None else _time.monotonic() + timeout
+        next_check = 0.0
+        with self.changed:
+            while True:
+                st = self._states.get(execution_id)
+                if st is not None and st.finished:
+                    return True
+                now = _time.monotonic()
+                if now >= next_check:
+                    # Another process (a `cancel` from the CLI) may have ended it.
+                    info = self.store.get_execution(execution_id)
+                    if info is not None and info.status in ("completed", "failed", "cancelled"):
+                        return True
+                    next_check = now + 0.5
+                left = None if deadline is None else deadline - now
+                if left is not None and left <= 0:
+                    return False
+                self.changed.wait(0.5 if left is None else min(0.5, left))
 
     def snapshot(self, execution_id: str) -> dict[str, Any] | None:
         """What a job of a running execution sees: workload, results so far, and
@@ -237,15 +269,24 @@ class Engine:
                     self._states.pop(execution_id, None)
                     raise
                 st.last_seq = written[-1].seq if written else base_seq
-            self._notify(execution_id, written)
+            self._notify(execution_id, written, bool(jobs))
             return written
         raise SeqConflict(f"execution {execution_id}: too many concurrent writers")
 
-    def _notify(self, execution_id: str, written: Sequence[Event]) -> None:
+    def _notify(self, execution_id: str, written: Sequence[Event], new_work: bool) -> None:
         for fn in self._listeners:
             fn(execution_id, written)
-        with self.changed:
-            self.changed.notify_all()
+        if new_work:
+            self.work_available()
+        if any(e.type in ev.TERMINAL_EXECUTION for e in written):
+            with self.changed:
+                self.changed.notify_all()
+
+    def work_available(self) -> None:
+        """Wake the workers of this process: jobs were enqueued or a slot freed."""
+        with self.work:
+            self.generation += 1
+            self.work.notify_all()
 
     def cancel(self, execution_id: str, reason: str = "cancelled by request") -> bool:
         with self._exec_lock(execution_id):

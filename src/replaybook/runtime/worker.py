@@ -12,6 +12,7 @@ import os
 import socket
 import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -52,51 +53,72 @@ class WorkerPool:
         self._threads: list[threading.Thread] = []
         self._running: dict[int, tuple[Job, threading.Event]] = {}
         self._running_lock = threading.Lock()
+        self._inflight = 0
+        self._slots: ThreadPoolExecutor | None = None
         engine.add_listener(self._on_commit)
 
     # -- lifecycle -------------------------------------------------------------
     def start(self) -> None:
-        for i in range(self.concurrency):
-            t = threading.Thread(target=self._loop, name=f"rb-worker-{i}", daemon=True)
+        self._slots = ThreadPoolExecutor(self.concurrency, thread_name_prefix="rb-worker")
+        for target, name in ((self._dispatch, "rb-dispatch"), (self._heartbeats, "rb-heartbeat")):
+            t = threading.Thread(target=target, name=name, daemon=True)
             t.start()
             self._threads.append(t)
-        hb = threading.Thread(target=self._heartbeats, name="rb-heartbeat", daemon=True)
-        hb.start()
-        self._threads.append(hb)
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         with self._running_lock:
             for _, cancelled in self._running.values():
                 cancelled.set()
-        with self.engine.changed:
-            self.engine.changed.notify_all()
+        self.engine.work_available()
         for t in self._threads:
             t.join(timeout)
+        if self._slots is not None:
+            self._slots.shutdown(wait=True, cancel_futures=True)
 
     # -- loop ------------------------------------------------------------------
-    def _loop(self) -> None:
+    def _dispatch(self) -> None:
+        """One thread leases for the whole pool (one store round trip per wake-up,
+        instead of every idle thread racing for the store) and hands jobs to the
+        thread pool, never more than there are free slots."""
+        assert self._slots is not None
         while not self._stop.is_set():
+            free = self.concurrency - self._inflight
+            seen = self.engine.generation
+            if free <= 0:
+                self._wait(seen, self.poll_seconds)
+                continue
             try:
-                jobs = self.store.lease_jobs(self.worker_id, 1, self.lease_seconds, self.pools)
+                jobs = self.store.lease_jobs(self.worker_id, free, self.lease_seconds, self.pools)
             except Exception:
                 log.exception("leasing failed")
                 self._stop.wait(self.poll_seconds)
                 continue
-            if not jobs:
-                self._wait_for_work()
+            if len(jobs) < free:
+                # The queue had no more due work: wait for a commit that enqueues
+                # some, the next delayed job, or the poll for other processes.
+                self._dispatch_jobs(jobs)
+                self._wait_for_work(seen)
                 continue
-            for job in jobs:
-                self._run(job)
+            self._dispatch_jobs(jobs)
 
-    def _wait_for_work(self) -> None:
+    def _dispatch_jobs(self, jobs: list[Job]) -> None:
+        assert self._slots is not None
+        for job in jobs:
+                with self._running_lock:
+                    self._inflight += 1
+                self._slots.submit(self._run, job)
+
+    def _wait_for_work(self, seen: int) -> None:
         wait = self.store.seconds_until_next_job(self.pools)
         if wait == 0:
             return
-        timeout = self.poll_seconds if wait is None else min(wait, self.poll_seconds)
-        with self.engine.changed:
-            if not self._stop.is_set():
-                self.engine.changed.wait(timeout)
+        self._wait(seen, self.poll_seconds if wait is None else min(wait, self.poll_seconds))
+
+    def _wait(self, seen: int, timeout: float) -> None:
+        with self.engine.work:
+            if self.engine.generation == seen and not self._stop.is_set():
+                self.engine.work.wait(timeout)
 
     def _run(self, job: Job) -> None:
         cancelled = threading.Event()
@@ -111,6 +133,10 @@ class WorkerPool:
         finally:
             with self._running_lock:
                 self._running.pop(job.id, None)
+                self._inflight -= 1
+                was_full = self._inflight == self.concurrency - 1
+            if was_full:
+                self.engine.work_available()
 
     def _execute(self, job: Job, cancelled: threading.Event) -> None:
         eid = job.execution_id
@@ -122,19 +148,15 @@ class WorkerPool:
         if snap is None:
             return
         step = pb.step(job.step)
-        self.engine.commit(
-            eid,
-            [
-                NewEvent(
-                    ev.STEP_STARTED,
-                    step=job.step,
-                    visit=job.visit,
-                    attempt=job.attempt,
-                    data={"worker": self.worker_id},
-                )
-            ],
-            decide_more=False,
-        )
+        if step.type is not None:  # a router has no attempt worth a "started" mark
+            started = NewEvent(
+                ev.STEP_STARTED,
+                step=job.step,
+                visit=job.visit,
+                attempt=job.attempt,
+                data={"worker": self.worker_id},
+            )
+            self.engine.commit(eid, [started], decide_more=False)
         jc = JobContext(
             execution_id=eid,
             workload=snap["workload"],
