@@ -60,7 +60,11 @@ def run_chain(n: int, kind: str, tmp: Path, concurrency: int) -> float:
         # Warm the python process pool so its start-up is not counted per step.
         if kind == "python":
             warm = tmp / "warm.yaml"
-            warm.write_text(chain_yaml(2, "python").replace("bench_python_2", "warm").replace("bench/python_2", "warm"))
+            warm.write_text(
+                chain_yaml(2, "python")
+                .replace("bench_python_2", "warm")
+                .replace("bench/python_2", "warm")
+            )
             wpb, wv = runner.register_file(warm)
             runner.run(wpb.path, wv)
         t0 = time.perf_counter()

@@ -37,7 +37,9 @@ def main() -> int:
     proc = subprocess.run(args, env=env, capture_output=True, text=True)
     sys.stdout.write(proc.stdout)
     sys.stderr.write(proc.stderr)
-    results = {name: verdict for verdict, name in re.findall(r"^(PASS|FAIL|SKIP) (\S+)", proc.stdout, re.M)}
+    results = {
+        name: verdict for verdict, name in re.findall(r"^(PASS|FAIL|SKIP) (\S+)", proc.stdout, re.M)
+    }
     if not results:
         print("conformance: the runner reported no cases")
         return 1
@@ -48,8 +50,10 @@ def main() -> int:
         print(f"conformance: {n} fails and is not listed as pending")
     for n in fixed:
         print(f"conformance: {n} passes now; remove it from {PENDING.name}")
-    print(f"conformance: {sum(v == 'PASS' for v in results.values())} passed, "
-          f"{sum(v == 'FAIL' for v in results.values())} failed ({len(expected)} listed pending)")
+    print(
+        f"conformance: {sum(v == 'PASS' for v in results.values())} passed, "
+        f"{sum(v == 'FAIL' for v in results.values())} failed ({len(expected)} listed pending)"
+    )
     return 1 if bad or fixed else 0
 
 

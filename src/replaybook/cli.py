@@ -47,7 +47,6 @@ def _exit(code: int) -> NoReturn:
     raise typer.Exit(code)
 
 
-
 def _invalid(problems: list[Problem], as_json: bool) -> NoReturn:
     if as_json:
         _emit({"status": "invalid", "errors": [p.as_dict() for p in problems]})
@@ -83,7 +82,9 @@ def parse_payload(payload: str | None, sets: list[str] | None) -> dict[str, Any]
         try:
             loaded = json.loads(text)
         except json.JSONDecodeError as e:
-            raise UsageError(f"--payload: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from e
+            raise UsageError(
+                f"--payload: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}"
+            ) from e
         if not isinstance(loaded, dict):
             raise UsageError("--payload: must be a JSON object")
         data = loaded
@@ -239,7 +240,9 @@ def executions_list(
 
     table = Table("execution", "playbook", "status", "started", "updated")
     for r in rows:
-        table.add_row(r.id, f"{r.playbook_path}@{r.playbook_version}", r.status, r.created_at, r.updated_at)
+        table.add_row(
+            r.id, f"{r.playbook_path}@{r.playbook_version}", r.status, r.created_at, r.updated_at
+        )
     Console().print(table)
 
 
@@ -256,9 +259,7 @@ def _info_dict(r: Any) -> dict[str, Any]:
 
 
 @executions_app.command("show")
-def executions_show(
-    execution_id: str, as_json: JsonOpt = False, db: DbOpt = None
-) -> None:
+def executions_show(execution_id: str, as_json: JsonOpt = False, db: DbOpt = None) -> None:
     """Show an execution's status, result, error and steps."""
     runner = _embedded(db, 1)
     try:
@@ -296,7 +297,8 @@ def executions_events(
             where += f"#{e['visit']}"
         if "attempt" in e:
             where += f" attempt {e['attempt']}"
-        print(f"{e['seq']:>5} {e['at']} {e['type']:<20} {where} {json.dumps(e['data'], ensure_ascii=False)[:200]}")
+        data = json.dumps(e["data"], ensure_ascii=False)[:200]
+        print(f"{e['seq']:>5} {e['at']} {e['type']:<20} {where} {data}")
 
 
 @executions_app.command("cancel")
@@ -399,7 +401,14 @@ def catalog_show(
     if entry is None:
         raise UsageError(f"no playbook '{path}'" + (f" version {version}" if version else ""))
     if as_json:
-        _emit({"path": entry.path, "name": entry.name, "version": entry.version, "content": entry.content})
+        _emit(
+            {
+                "path": entry.path,
+                "name": entry.name,
+                "version": entry.version,
+                "content": entry.content,
+            }
+        )
     else:
         sys.stdout.write(entry.content)
 

@@ -46,7 +46,9 @@ class Progress:
         self.execution_id = execution_id
         self.console.print(f"[bold]{self.pb.path}[/] execution [cyan]{execution_id}[/]")
         if self.live_mode:
-            self._live = Live(self._table(), console=self.console, refresh_per_second=8, transient=True)
+            self._live = Live(
+                self._table(), console=self.console, refresh_per_second=8, transient=True
+            )
             self._live.start()
 
     def on_events(self, execution_id: str, events: Iterable[Event]) -> None:
@@ -91,7 +93,9 @@ class Progress:
             if rec is None:
                 continue
             style = STATUS_STYLE.get(rec["status"], "")
-            table.add_row(step.name, f"[{style}]{rec['status']}[/]", str(rec["visits"]), str(rec["attempts"]))
+            table.add_row(
+                step.name, f"[{style}]{rec['status']}[/]", str(rec["visits"]), str(rec["attempts"])
+            )
         return table
 
     def finish(self, outcome: Any) -> None:
@@ -100,7 +104,9 @@ class Progress:
         print_outcome(outcome.as_dict(), self.console, time.monotonic() - self.started)
 
 
-def print_outcome(out: dict[str, Any], console: Console | None = None, seconds: float | None = None) -> None:
+def print_outcome(
+    out: dict[str, Any], console: Console | None = None, seconds: float | None = None
+) -> None:
     console = console or Console(stderr=True)
     steps = out.get("steps") or {}
     table = Table("step", "status", "visits", "attempts", show_edge=False)
@@ -114,7 +120,12 @@ def print_outcome(out: dict[str, Any], console: Console | None = None, seconds: 
     console.print(f"[bold {style}]{status}[/]{took}  execution {out.get('execution_id')}")
     if out.get("error"):
         err = out["error"]
-        console.print(f"[red]error in step {err.get('step')} (attempt {err.get('attempt')}): {err.get('message')}[/]", markup=True, highlight=False)
+        console.print(
+            f"error in step {err.get('step')} (attempt {err.get('attempt')}): {err.get('message')}",
+            style="red",
+            markup=False,
+            highlight=False,
+        )
     result = json.dumps(out.get("result"), ensure_ascii=False, indent=2)
     if len(result) > 4000:
         result = result[:4000] + "\n..."

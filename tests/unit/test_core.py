@@ -18,7 +18,9 @@ def _pb(*steps: Step) -> Playbook:
     return Playbook("t", "t", None, None, {}, {}, tuple(steps))
 
 
-def _step(name: str, i: int, *targets: str, on_error: tuple[str, ...] = (), typ: str | None = "python") -> Step:
+def _step(
+    name: str, i: int, *targets: str, on_error: tuple[str, ...] = (), typ: str | None = "python"
+) -> Step:
     return Step(
         name=name,
         type=typ,
@@ -48,24 +50,40 @@ class Sim:
         self.log.extend(out)
         return out
 
-    def complete(self, step: str, result: Any = None, routes: list[str] | None = None) -> list[NewEvent]:
+    def complete(
+        self, step: str, result: Any = None, routes: list[str] | None = None
+    ) -> list[NewEvent]:
         visit = self.state.rec(step).visits
-        rs = [ev.route(t) for t in (routes if routes is not None else self.pb.step(step).next.targets)]
+        rs = [
+            ev.route(t) for t in (routes if routes is not None else self.pb.step(step).next.targets)
+        ]
         return self.commit(
-            [NewEvent(ev.STEP_COMPLETED, step=step, visit=visit, attempt=1, data={"result": result, "routes": rs})]
+            [
+                NewEvent(
+                    ev.STEP_COMPLETED,
+                    step=step,
+                    visit=visit,
+                    attempt=1,
+                    data={"result": result, "routes": rs},
+                )
+            ]
         )
 
     def fail(self, step: str, routes: list[str] | None = None) -> list[NewEvent]:
         err = ev.error_object(step, "boom", "error", 1)
         rs = [ev.route(t) for t in routes or []]
-        return self.commit([NewEvent(ev.STEP_FAILED, step=step, attempt=1, data={"error": err, "routes": rs})])
+        return self.commit(
+            [NewEvent(ev.STEP_FAILED, step=step, attempt=1, data={"error": err, "routes": rs})]
+        )
 
     def scheduled(self) -> list[str]:
         return [e.step or "" for e in self.log if e.type == ev.STEP_SCHEDULED]
 
 
 def test_linear_flow_completes_with_end_result() -> None:
-    sim = Sim(_pb(_step("start", 0, "a", typ=None), _step("a", 1, "end"), _step("end", 2, typ=None)))
+    sim = Sim(
+        _pb(_step("start", 0, "a", typ=None), _step("a", 1, "end"), _step("end", 2, typ=None))
+    )
     assert sim.scheduled() == ["start"]
     sim.complete("start")
     sim.complete("a", 5)
@@ -119,7 +137,14 @@ def test_back_edge_runs_step_again_and_resets_downstream() -> None:
 
 
 def test_unhandled_failure_fails_execution_and_cancels_running() -> None:
-    sim = Sim(_pb(_step("start", 0, "a", "b", typ=None), _step("a", 1), _step("b", 2), _step("end", 3, typ=None)))
+    sim = Sim(
+        _pb(
+            _step("start", 0, "a", "b", typ=None),
+            _step("a", 1),
+            _step("b", 2),
+            _step("end", 3, typ=None),
+        )
+    )
     sim.complete("start", routes=["a", "b"])
     out = sim.fail("a")
     types = [e.type for e in out]
@@ -147,7 +172,9 @@ def test_on_error_route_keeps_execution_going() -> None:
 
 
 def test_end_not_reached_completes_with_null_and_warning() -> None:
-    sim = Sim(_pb(_step("start", 0, "a", typ=None), _step("a", 1, "end"), _step("end", 2, typ=None)))
+    sim = Sim(
+        _pb(_step("start", 0, "a", typ=None), _step("a", 1, "end"), _step("end", 2, typ=None))
+    )
     sim.complete("start")
     out = sim.complete("a", routes=[])
     assert [e.type for e in out][-2:] == [ev.WARNING, ev.EXECUTION_COMPLETED]
@@ -155,16 +182,30 @@ def test_end_not_reached_completes_with_null_and_warning() -> None:
 
 
 def test_retrying_enqueues_next_attempt_with_delay() -> None:
-    sim = Sim(_pb(_step("start", 0, "a", typ=None), _step("a", 1, "end"), _step("end", 2, typ=None)))
+    sim = Sim(
+        _pb(_step("start", 0, "a", typ=None), _step("a", 1, "end"), _step("end", 2, typ=None))
+    )
     sim.complete("start")
     err = ev.error_object("a", "x", "error", 1)
-    sim.commit([NewEvent(ev.STEP_RETRYING, step="a", visit=1, attempt=1, data={"error": err, "delay_ms": 1500})])
+    sim.commit(
+        [
+            NewEvent(
+                ev.STEP_RETRYING,
+                step="a",
+                visit=1,
+                attempt=1,
+                data={"error": err, "delay_ms": 1500},
+            )
+        ]
+    )
     job = sim.jobs[-1]
     assert (job.step, job.attempt, job.delay_ms) == ("a", 2, 1500)
 
 
 def test_cancel_and_resume() -> None:
-    sim = Sim(_pb(_step("start", 0, "a", typ=None), _step("a", 1, "end"), _step("end", 2, typ=None)))
+    sim = Sim(
+        _pb(_step("start", 0, "a", typ=None), _step("a", 1, "end"), _step("end", 2, typ=None))
+    )
     sim.complete("start")
     sim.commit(cancel(sim.state))
     assert sim.state.status == "cancelled"
@@ -177,7 +218,12 @@ def test_cancel_and_resume() -> None:
 
 
 def test_fold_is_deterministic() -> None:
-    pb = _pb(_step("start", 0, "a", "b", typ=None), _step("a", 1, "end"), _step("b", 2, "end"), _step("end", 3, typ=None))
+    pb = _pb(
+        _step("start", 0, "a", "b", typ=None),
+        _step("a", 1, "end"),
+        _step("b", 2, "end"),
+        _step("end", 3, typ=None),
+    )
     sim = Sim(pb)
     sim.complete("start", routes=["a", "b"])
     sim.complete("b", 2)
@@ -188,8 +234,24 @@ def test_fold_is_deterministic() -> None:
     assert again.result == sim.state.result == "r"
 
 
-FORBIDDEN = {"os", "time", "random", "uuid", "socket", "subprocess", "threading", "sqlite3",
-             "httpx", "duckdb", "psycopg", "pathlib", "datetime", "io", "shutil", "asyncio"}
+FORBIDDEN = {
+    "os",
+    "time",
+    "random",
+    "uuid",
+    "socket",
+    "subprocess",
+    "threading",
+    "sqlite3",
+    "httpx",
+    "duckdb",
+    "psycopg",
+    "pathlib",
+    "datetime",
+    "io",
+    "shutil",
+    "asyncio",
+}
 
 
 def test_core_imports_no_io_modules() -> None:

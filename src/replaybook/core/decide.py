@@ -93,7 +93,9 @@ def jobs_for(pb: Playbook, state: ExecutionState, events: Sequence[NewEvent]) ->
         if e.type == ev.STEP_SCHEDULED and e.step is not None:
             step = pb.step(e.step)
             jobs.append(
-                NewJob(step=e.step, visit=e.visit or 1, attempt=1, pool=step.pool, payload=dict(e.data))
+                NewJob(
+                    step=e.step, visit=e.visit or 1, attempt=1, pool=step.pool, payload=dict(e.data)
+                )
             )
         elif e.type == ev.STEP_RETRYING and e.step is not None:
             rec = state.rec(e.step)

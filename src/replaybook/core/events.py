@@ -49,9 +49,7 @@ def error_object(
     return err
 
 
-def scheduled(
-    step: str, visit: int, inputs: Mapping[str, Any], sources: Sequence[str]
-) -> NewEvent:
+def scheduled(step: str, visit: int, inputs: Mapping[str, Any], sources: Sequence[str]) -> NewEvent:
     return NewEvent(
         STEP_SCHEDULED, step=step, visit=visit, data={"inputs": dict(inputs), "from": list(sources)}
     )

@@ -294,5 +294,7 @@ _HANDLERS = {
 }
 
 
-def fold(topology: Topology, events: Iterable[Event | NewEvent], execution_id: str = "") -> ExecutionState:
+def fold(
+    topology: Topology, events: Iterable[Event | NewEvent], execution_id: str = ""
+) -> ExecutionState:
     return ExecutionState(topology, execution_id).apply_all(events)

@@ -136,4 +136,3 @@ class EmbeddedRunner:
 def default_concurrency() -> int:
     value = os.environ.get("REPLAYBOOK_CONCURRENCY")
     return int(value) if value else 16
-

@@ -67,6 +67,7 @@ class Engine:
         self._listeners: list[Listener] = []
         self.changed = threading.Condition()  # notified when an execution ends
         self.work = threading.Condition()  # notified when there is work to lease
+        self.last_commit_jobs = threading.local()
         # Bumped under `changed` at every commit, so a waiter can tell whether it
         # missed a notification between looking for work and starting to wait.
         self.generation = 0
@@ -232,9 +233,13 @@ class Engine:
         *,
         complete: Job | None = None,
         decide_more: bool = True,
+        wake_above: int = 0,
     ) -> list[Event]:
         """Append `events` plus every decision they lead to, atomically.
-        Raises StaleLease if `complete` lost its lease (nothing is written)."""
+        Raises StaleLease if `complete` lost its lease (nothing is written).
+        Other workers are woken when more than `wake_above` jobs were enqueued (a
+        worker that goes on to lease the next job itself passes 1); how many were
+        enqueued is left in `last_commit_jobs.n` for the calling thread."""
         loaded = self._loaded_for(execution_id)
         for _ in range(50):
             with self._exec_lock(execution_id):
@@ -269,7 +274,8 @@ class Engine:
                     self._states.pop(execution_id, None)
                     raise
                 st.last_seq = written[-1].seq if written else base_seq
-            self._notify(execution_id, written, bool(jobs))
+            self.last_commit_jobs.n = len(jobs)
+            self._notify(execution_id, written, len(jobs) > wake_above)
             return written
         raise SeqConflict(f"execution {execution_id}: too many concurrent writers")
 
@@ -303,9 +309,7 @@ class Engine:
         st = self.state(execution_id)
         if st.status == "running":
             raise ValueError(f"execution {execution_id} is still running")
-        self.commit(
-            execution_id, [NewEvent(ev.EXECUTION_RESUMED, data={"from_step": from_step})]
-        )
+        self.commit(execution_id, [NewEvent(ev.EXECUTION_RESUMED, data={"from_step": from_step})])
 
     def info(self, execution_id: str) -> ExecutionInfo | None:
         return self.store.get_execution(execution_id)

@@ -130,7 +130,9 @@ class StepExecutor:
         if raw is not None:
             rendered = TEMPLATES.render(raw, ctx, f"{where} 'args'")
             if not isinstance(rendered, Mapping):
-                raise TemplateError(f"{where} 'args': must be a mapping, got {type(rendered).__name__}")
+                raise TemplateError(
+                    f"{where} 'args': must be a mapping, got {type(rendered).__name__}"
+                )
             inputs = dict(rendered)
         edge = job.payload.get("inputs") or {}
         inputs.update(edge)  # edge data wins (spec §5)
@@ -190,7 +192,12 @@ class StepExecutor:
         return ChainMap(layer, ctx)  # type: ignore[arg-type]
 
     def _retry_context(
-        self, step: Step, ctx: Mapping[str, Any], attempt: int, result: Any, error: dict[str, Any] | None
+        self,
+        step: Step,
+        ctx: Mapping[str, Any],
+        attempt: int,
+        result: Any,
+        error: dict[str, Any] | None,
     ) -> ChainMap[str, Any]:
         layer: dict[str, Any] = {}
         if error is None and isinstance(result, Mapping):
@@ -223,7 +230,7 @@ class StepExecutor:
             step=step.name,
             visit=job.visit,
             attempt=job.attempt,
-            data={"error": error, "delay_ms": int(round(delay * 1000))},
+            data={"error": error, "delay_ms": round(delay * 1000)},
         )
 
     def _after_failure(
@@ -239,7 +246,9 @@ class StepExecutor:
                 )
                 again = not stop and (
                     policy.retry_when is None
-                    or self._condition(policy.retry_when, rctx, f"step '{step.name}' field 'retry.retry_when'")
+                    or self._condition(
+                        policy.retry_when, rctx, f"step '{step.name}' field 'retry.retry_when'"
+                    )
                 )
             except ReplaybookError as exc:
                 error = _error(step.name, job.attempt, exc)
@@ -285,11 +294,24 @@ class StepExecutor:
                 return [self._failed(step, job, ctx, _error(step.name, job.attempt, exc))]
             if again:
                 if job.attempt < policy.max_attempts:
-                    return [self._retrying(step, job, ev.error_object(
-                        step.name, "retry_when still holds", "retry_when", job.attempt))]
+                    return [
+                        self._retrying(
+                            step,
+                            job,
+                            ev.error_object(
+                                step.name, "retry_when still holds", "retry_when", job.attempt
+                            ),
+                        )
+                    ]
                 msg = f"retry_when still held after {job.attempt} attempts"
-                return [self._failed(step, job, ctx, ev.error_object(
-                    step.name, msg, "retry_exhausted", job.attempt))]
+                return [
+                    self._failed(
+                        step,
+                        job,
+                        ctx,
+                        ev.error_object(step.name, msg, "retry_exhausted", job.attempt),
+                    )
+                ]
         octx = self._outcome_context(step, ctx, result, None)
         try:
             routes = self._route(step, step.next, octx, "next")

@@ -11,9 +11,10 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ class WorkerPool:
         lease_seconds: float = 30.0,
         poll_seconds: float = 1.0,
         worker_id: str | None = None,
+        mark_after: float = 0.1,
     ) -> None:
         self.engine = engine
         self.store = engine.store
@@ -54,13 +56,21 @@ class WorkerPool:
         self._running: dict[int, tuple[Job, threading.Event]] = {}
         self._running_lock = threading.Lock()
         self._inflight = 0
+        self.mark_after = mark_after
+        self._marks: dict[int, tuple[float, str, NewEvent]] = {}
+        self._marks_lock = threading.Lock()
         self._slots: ThreadPoolExecutor | None = None
         engine.add_listener(self._on_commit)
 
     # -- lifecycle -------------------------------------------------------------
     def start(self) -> None:
         self._slots = ThreadPoolExecutor(self.concurrency, thread_name_prefix="rb-worker")
-        for target, name in ((self._dispatch, "rb-dispatch"), (self._heartbeats, "rb-heartbeat")):
+        threads = (
+            (self._dispatch, "rb-dispatch"),
+            (self._heartbeats, "rb-heartbeat"),
+            (self._marker, "rb-marker"),
+        )
+        for target, name in threads:
             t = threading.Thread(target=target, name=name, daemon=True)
             t.start()
             self._threads.append(t)
@@ -105,9 +115,9 @@ class WorkerPool:
     def _dispatch_jobs(self, jobs: list[Job]) -> None:
         assert self._slots is not None
         for job in jobs:
-                with self._running_lock:
-                    self._inflight += 1
-                self._slots.submit(self._run, job)
+            with self._running_lock:
+                self._inflight += 1
+            self._slots.submit(self._run, job)
 
     def _wait_for_work(self, seen: int) -> None:
         wait = self.store.seconds_until_next_job(self.pools)
@@ -120,7 +130,27 @@ class WorkerPool:
             if self.engine.generation == seen and not self._stop.is_set():
                 self.engine.work.wait(timeout)
 
-    def _run(self, job: Job) -> None:
+    def _run(self, job: Job | None) -> None:
+        """Run a job, then keep this thread's slot for the next one when the job
+        enqueued work: in a linear chain the next step runs here without a
+        hand-off through the dispatcher."""
+        while job is not None:
+            self._run_one(job)
+            job = None
+            if not self._stop.is_set() and getattr(self.engine.last_commit_jobs, "n", 0) == 1:
+                self.engine.last_commit_jobs.n = 0
+                leased = self.store.lease_jobs(self.worker_id, 1, self.lease_seconds, self.pools)
+                job = leased[0] if leased else None
+                if job is None:  # e.g. a delayed retry: the dispatcher must time it
+                    self.engine.work_available()
+        with self._running_lock:
+            self._inflight -= 1
+            was_full = self._inflight == self.concurrency - 1
+        if was_full:
+            self.engine.work_available()
+
+    def _run_one(self, job: Job) -> None:
+        self.engine.last_commit_jobs.n = 0
         cancelled = threading.Event()
         with self._running_lock:
             self._running[job.id] = (job, cancelled)
@@ -133,10 +163,6 @@ class WorkerPool:
         finally:
             with self._running_lock:
                 self._running.pop(job.id, None)
-                self._inflight -= 1
-                was_full = self._inflight == self.concurrency - 1
-            if was_full:
-                self.engine.work_available()
 
     def _execute(self, job: Job, cancelled: threading.Event) -> None:
         eid = job.execution_id
@@ -156,7 +182,8 @@ class WorkerPool:
                 attempt=job.attempt,
                 data={"worker": self.worker_id},
             )
-            self.engine.commit(eid, [started], decide_more=False)
+            with self._marks_lock:
+                self._marks[job.id] = (time.monotonic() + self.mark_after, eid, started)
         jc = JobContext(
             execution_id=eid,
             workload=snap["workload"],
@@ -168,7 +195,27 @@ class WorkerPool:
             cancelled=cancelled,
         )
         outcome = self.executor.run(step, job, jc)
-        self.engine.commit(eid, outcome, complete=job)
+        with self._marks_lock:  # held by the marker while it writes, so no overtaking
+            mark = self._marks.pop(job.id, None)
+        if mark is not None:
+            outcome.insert(0, mark[2])
+        self.engine.commit(eid, outcome, complete=job, wake_above=1)
+
+    # -- started marks -----------------------------------------------------------
+    def _marker(self) -> None:
+        """Write `step.started` for attempts still running after `mark_after`
+        seconds. A quick attempt writes its mark in the same transaction as its
+        outcome instead, which saves a commit on the hot path of short steps."""
+        while not self._stop.wait(self.mark_after / 2):
+            now = time.monotonic()
+            with self._marks_lock:
+                due = [(k, m) for k, m in self._marks.items() if m[0] <= now]
+                for k, (_, eid, started) in due:
+                    del self._marks[k]
+                    try:
+                        self.engine.commit(eid, [started], decide_more=False)
+                    except Exception:
+                        log.exception("could not record the start of job %s", k)
 
     # -- leases and cancellation ----------------------------------------------
     def _heartbeats(self) -> None:

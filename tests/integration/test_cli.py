@@ -1,0 +1,256 @@
+"""The CLI as a user runs it: real subprocesses, a real SQLite file, no server."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    e = dict(os.environ)
+    e["REPLAYBOOK_DATA_DIR"] = str(tmp_path / "data")
+    e["REPLAYBOOK_DB"] = str(tmp_path / "rb.db")
+    return e
+
+
+def cli(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "replaybook", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def one_step(code: str, extra: str = "") -> str:
+    body = "\n".join("      " + line for line in code.strip().splitlines())
+    return f"""metadata: {{name: t}}
+workflow:
+  - step: start
+    next: work
+  - step: work
+    type: python
+{extra}    code: |
+{body}
+    next: end
+  - step: end
+"""
+
+
+def run_json(env: dict[str, str], path: Path, *args: str) -> tuple[int, dict[str, Any], str]:
+    p = cli(env, "run", str(path), "--json", *args)
+    assert "Traceback" not in p.stderr, p.stderr
+    return p.returncode, json.loads(p.stdout), p.stderr
+
+
+def test_completed_run_and_inspection_commands(tmp_path: Path, env: dict[str, str]) -> None:
+    pb = write(
+        tmp_path,
+        "ok.yaml",
+        one_step(
+            "def main(n):\n    print('hello log')\n    return n * 2",
+            "    args: {n: '{{ workload.n }}'}\n",
+        ),
+    )
+    code, out, _ = run_json(env, pb, "--payload", '{"n": 21}')
+    assert code == 0 and out["status"] == "completed"
+    assert out["result"] == {"work": 42}
+    eid = out["execution_id"]
+
+    listed = json.loads(cli(env, "executions", "list", "--json").stdout)
+    assert [r["execution_id"] for r in listed] == [eid]
+    shown = json.loads(cli(env, "executions", "show", eid, "--json").stdout)
+    assert shown["status"] == "completed" and shown["result"] == {"work": 42}
+    events = json.loads(cli(env, "executions", "events", eid, "--json").stdout)
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    types = [e["type"] for e in events]
+    assert types[0] == "execution.started" and types[-1] == "execution.completed"
+    logs = [e for e in events if e["type"] == "step.log"]
+    assert logs and logs[0]["data"]["lines"] == ["hello log"]
+    assert all(e["logic_version"] == 1 for e in events)
+
+
+def test_set_parses_values_as_yaml(tmp_path: Path, env: dict[str, str]) -> None:
+    pb = write(
+        tmp_path,
+        "set.yaml",
+        one_step(
+            "def main(a, b):\n    return [a, b]",
+            "    args: {a: '{{ workload.x.y }}', b: '{{ workload.z }}'}\n",
+        ),
+    )
+    code, out, _ = run_json(env, pb, "--set", "x.y=3", "--set", "z=hello")
+    assert code == 0 and out["result"] == {"work": [3, "hello"]}
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        (
+            "metadata: {name: t}\nworkflow:\n  - step: start\n    next: end\n  - step: end\n    x: [1, 2\n",
+            "yaml",
+        ),
+        (
+            "metadata: {name: t}\nworkflow:\n  - step: start\n    type: pythn\n    next: end\n"
+            "  - step: end\n",
+            "pythn",
+        ),
+    ],
+)
+def test_invalid_playbooks_exit_2(
+    tmp_path: Path, env: dict[str, str], text: str, needle: str
+) -> None:
+    pb = write(tmp_path, "bad.yaml", text)
+    p = cli(env, "run", str(pb), "--json")
+    assert p.returncode == 2
+    out = json.loads(p.stdout)
+    assert out["status"] == "invalid"
+    assert any(needle in e["message"].lower() for e in out["errors"])
+    assert all(e["line"] >= 1 for e in out["errors"])
+    human = cli(env, "validate", str(pb))
+    assert human.returncode == 2 and "bad.yaml" in human.stderr and "Traceback" not in human.stderr
+
+
+def test_missing_file_and_bad_payload(tmp_path: Path, env: dict[str, str]) -> None:
+    p = cli(env, "run", str(tmp_path / "nope.yaml"))
+    assert p.returncode == 2 and "nope.yaml" in p.stderr and "Traceback" not in p.stderr
+    pb = write(tmp_path, "ok.yaml", one_step("def main():\n    return 1"))
+    p = cli(env, "run", str(pb), "--payload", "{not json")
+    assert p.returncode == 2 and "--payload" in p.stderr and "Traceback" not in p.stderr
+    p = cli(env, "run", str(pb), "--payload", "@" + str(tmp_path / "missing.json"))
+    assert p.returncode == 2 and "missing.json" in p.stderr
+
+
+@pytest.mark.parametrize(
+    ("code", "needle"),
+    [
+        ("import sys\ndef main():\n    sys.exit(3)", "sys.exit"),
+        ("import os, signal\ndef main():\n    os.kill(os.getpid(), signal.SIGSEGV)", "died"),
+        ("def main():\n    raise ValueError('bad input x')", "ValueError: bad input x"),
+    ],
+)
+def test_python_failures_are_recorded(
+    tmp_path: Path, env: dict[str, str], code: str, needle: str
+) -> None:
+    pb = write(tmp_path, "fail.yaml", one_step(code))
+    rc, out, _ = run_json(env, pb)
+    assert rc == 1 and out["status"] == "failed"
+    assert out["error"]["step"] == "work" and needle in out["error"]["message"]
+    assert out["steps"]["work"]["status"] == "failed"
+
+
+def test_http_to_closed_port_fails_cleanly(tmp_path: Path, env: dict[str, str]) -> None:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    pb = write(
+        tmp_path,
+        "http.yaml",
+        f"""metadata: {{name: h}}
+workflow:
+  - step: start
+    next: get
+  - step: get
+    type: http
+    url: http://127.0.0.1:{port}/x
+    next: end
+  - step: end
+""",
+    )
+    rc, out, _ = run_json(env, pb)
+    assert rc == 1 and out["error"]["step"] == "get"
+    assert str(port) in out["error"]["message"]
+
+
+def test_resume_reruns_the_failed_step(tmp_path: Path, env: dict[str, str]) -> None:
+    flag = tmp_path / "flag.txt"
+    pb = write(
+        tmp_path,
+        "resume.yaml",
+        f"""metadata: {{name: r}}
+workflow:
+  - step: start
+    next: first
+  - step: first
+    type: python
+    code: |
+      import time
+      def main():
+          return time.time()
+    next: needs_file
+  - step: needs_file
+    type: python
+    code: |
+      def main():
+          return open({str(flag)!r}).read()
+    next: end
+  - step: end
+    result:
+      first: "{{{{ first }}}}"
+      text: "{{{{ needs_file }}}}"
+""",
+    )
+    rc, out, _ = run_json(env, pb)
+    assert rc == 1 and out["error"]["step"] == "needs_file"
+    first = out_first = None
+    events = json.loads(cli(env, "executions", "events", out["execution_id"], "--json").stdout)
+    for e in events:
+        if e["type"] == "step.completed" and e["step"] == "first":
+            out_first = e["data"]["result"]
+    flag.write_text("now it exists")
+    p = cli(env, "executions", "resume", out["execution_id"], "--json")
+    assert p.returncode == 0, p.stderr
+    resumed = json.loads(p.stdout)
+    assert resumed["status"] == "completed"
+    first = resumed["result"]["first"]
+    assert first == out_first  # the completed step kept its result
+    assert resumed["result"]["text"] == "now it exists"
+    assert resumed["steps"]["first"]["visits"] == 1
+    assert resumed["steps"]["needs_file"]["visits"] == 2
+
+
+def test_cancel_from_another_process(tmp_path: Path, env: dict[str, str]) -> None:
+    pb = write(tmp_path, "slow.yaml", one_step("import time\ndef main():\n    time.sleep(60)"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "replaybook", "run", str(pb), "--json"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        eid = None
+        deadline = time.monotonic() + 30
+        while eid is None and time.monotonic() < deadline:
+            rows = json.loads(cli(env, "executions", "list", "--json").stdout or "[]")
+            eid = rows[0]["execution_id"] if rows else None
+            time.sleep(0.2)
+        assert eid is not None
+        c = cli(env, "executions", "cancel", eid)
+        assert c.returncode == 0, c.stderr
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+    result = json.loads(out)
+    assert proc.returncode == 1
+    assert result["status"] == "cancelled"
+    assert result["steps"]["work"]["status"] == "cancelled"
