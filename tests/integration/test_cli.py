@@ -104,7 +104,8 @@ def test_set_parses_values_as_yaml(tmp_path: Path, env: dict[str, str]) -> None:
     ("text", "needle"),
     [
         (
-            "metadata: {name: t}\nworkflow:\n  - step: start\n    next: end\n  - step: end\n    x: [1, 2\n",
+            "metadata: {name: t}\nworkflow:\n  - step: start\n    next: end\n"
+            "  - step: end\n    x: [1, 2\n",
             "yaml",
         ),
         (
@@ -246,7 +247,7 @@ def test_cancel_from_another_process(tmp_path: Path, env: dict[str, str]) -> Non
         assert eid is not None
         c = cli(env, "executions", "cancel", eid)
         assert c.returncode == 0, c.stderr
-        out, err = proc.communicate(timeout=30)
+        out, _ = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
