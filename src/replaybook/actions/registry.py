@@ -33,7 +33,7 @@ _BUILTINS: dict[str, str] = {
     "python": "replaybook.actions.python:PythonAction",
     "http": "replaybook.actions.http:HttpAction",
     "duckdb": "replaybook.actions.duckdb:DuckDBAction",
-    # "postgres": "replaybook.actions.postgres:PostgresAction",
+    "postgres": "replaybook.actions.postgres:PostgresAction",
     # "secrets": "replaybook.actions.secrets:SecretsAction",
     # "playbook": "replaybook.actions.playbook:PlaybookAction",
     # "iterator": ... (if iterators become an action rather than an executor feature)

@@ -30,9 +30,32 @@ def decide(pb: Playbook, state: ExecutionState) -> list[NewEvent]:
         ready = state.ready[name]
         visit = state.rec(name).visits + 1
         out.append(ev.scheduled(name, visit, ready.inputs, ready.sources))
+    for name in sorted(state.iters, key=order.__getitem__):
+        out.extend(_iterate(name, state))
     if out or state.active:
         return out
     return _complete(state)
+
+
+def _iterate(name: str, state: ExecutionState) -> list[NewEvent]:
+    """Start items up to the iterator's concurrency; when every started item has
+    settled and no more may start, hand over to the step's finishing job."""
+    it = state.iters[name]
+    if it.finishing:
+        return []
+    visit = state.rec(name).visits
+    out: list[NewEvent] = []
+    i = it.next_index
+    running = it.running
+    if it.failed is None:
+        while i < len(it.items) and running < it.concurrency:
+            out.append(NewEvent(ev.STEP_SCHEDULED, step=name, visit=visit, index=i))
+            i += 1
+            running += 1
+    if running == 0 and (i >= len(it.items) or it.failed is not None):
+        data = {"count": len(it.items), "failed": it.failed is not None}
+        out.append(NewEvent(ev.STEP_ITEMS_DONE, step=name, visit=visit, data=data))
+    return out
 
 
 def _complete(state: ExecutionState) -> list[NewEvent]:
@@ -90,7 +113,32 @@ def jobs_for(pb: Playbook, state: ExecutionState, events: Sequence[NewEvent]) ->
     """Queue work implied by decision and worker events (state is after them)."""
     jobs: list[NewJob] = []
     for e in events:
-        if e.type == ev.STEP_SCHEDULED and e.step is not None:
+        if e.index is not None and e.step is not None:
+            if e.type in (ev.STEP_SCHEDULED, ev.STEP_RETRYING):
+                it = state.iters[e.step]
+                jobs.append(
+                    NewJob(
+                        step=e.step,
+                        visit=e.visit or 1,
+                        attempt=1 if e.type == ev.STEP_SCHEDULED else (e.attempt or 1) + 1,
+                        index=e.index,
+                        delay_ms=int(e.data.get("delay_ms") or 0),
+                        pool=pb.step(e.step).pool,
+                        payload={"item": it.items[e.index], "count": len(it.items)},
+                    )
+                )
+        elif e.type == ev.STEP_ITEMS_DONE and e.step is not None:
+            rec = state.rec(e.step)
+            jobs.append(
+                NewJob(
+                    step=e.step,
+                    visit=e.visit or rec.visits,
+                    attempt=rec.attempts or 1,
+                    pool=pb.step(e.step).pool,
+                    payload={"phase": "finish", "inputs": rec.inputs, "from": rec.sources},
+                )
+            )
+        elif e.type == ev.STEP_SCHEDULED and e.step is not None:
             step = pb.step(e.step)
             jobs.append(
                 NewJob(

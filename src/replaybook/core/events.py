@@ -19,13 +19,16 @@ EXECUTION_FAILED = "execution.failed"  # {error}
 EXECUTION_CANCELLED = "execution.cancelled"  # {reason}
 EXECUTION_RESUMED = "execution.resumed"  # {from_step}
 STEP_SCHEDULED = "step.scheduled"  # {inputs: edge data, from: [sources]} (+index for items)
-STEP_STARTED = "step.started"  # {worker} (+ iterator: {items: n} when expanded)
+STEP_STARTED = "step.started"  # {worker}; an iterator's expansion adds
+#   {items: [...], concurrency, continue_on_error} (index absent)
 STEP_COMPLETED = "step.completed"  # {result, routes: [{step, data}]}
 STEP_FAILED = "step.failed"  # {error, routes: [{step, data}]} routes = on_error arcs taken
 STEP_RETRYING = "step.retrying"  # {error, delay_ms}
 STEP_SKIPPED = "step.skipped"  # {}
 STEP_CANCELLED = "step.cancelled"  # {}
 STEP_LOG = "step.log"  # {lines: [...]}
+# An iterator's items have all settled; its finishing job builds the result list.
+STEP_ITEMS_DONE = "step.items_done"  # {count, failed}
 WARNING = "warning"  # {message}
 
 TERMINAL_EXECUTION = frozenset({EXECUTION_COMPLETED, EXECUTION_FAILED, EXECUTION_CANCELLED})

@@ -43,6 +43,22 @@ class StepRec:
 
 
 @dataclass
+class IterRec:
+    """Progress of one iterator visit. Scheduling walks `next_index` forward, so
+    no per-item cost grows with the number of items already done."""
+
+    items: list[Any]
+    concurrency: int
+    continue_on_error: bool
+    results: list[Any]
+    next_index: int = 0
+    running: int = 0
+    done: int = 0
+    failed: dict[str, Any] | None = None
+    finishing: bool = False
+
+
+@dataclass
 class Ready:
     """A step whose turn has come, waiting for `decide` to schedule it."""
 
@@ -75,6 +91,7 @@ class ExecutionState:
         self.to_skip: set[str] = set()
         self.active: set[str] = set()
         self.unhandled: dict[str, Any] | None = None  # error that fails the execution
+        self.iters: dict[str, IterRec] = {}  # iterator steps whose items are running
         self.result: Any = None
         self.error: dict[str, Any] | None = None
 
@@ -123,6 +140,12 @@ class ExecutionState:
 
     def _on_scheduled(self, e: Event | NewEvent) -> None:
         assert e.step is not None
+        if e.index is not None:
+            it = self.iters[e.step]
+            it.running += 1
+            it.next_index = max(it.next_index, e.index + 1)
+            return
+        self.iters.pop(e.step, None)
         r = self.rec(e.step)
         self.ready.pop(e.step, None)
         self.to_skip.discard(e.step)
@@ -136,6 +159,16 @@ class ExecutionState:
 
     def _on_step_started(self, e: Event | NewEvent) -> None:
         assert e.step is not None
+        if e.index is not None:
+            return
+        items = e.data.get("items")
+        if isinstance(items, list):
+            self.iters[e.step] = IterRec(
+                items=items,
+                concurrency=max(1, int(e.data.get("concurrency") or 1)),
+                continue_on_error=bool(e.data.get("continue_on_error")),
+                results=[None] * len(items),
+            )
         r = self.rec(e.step)
         if r.status in ACTIVE_STATUSES:
             r.status = RUNNING
@@ -143,6 +176,8 @@ class ExecutionState:
 
     def _on_retrying(self, e: Event | NewEvent) -> None:
         assert e.step is not None
+        if e.index is not None:
+            return
         r = self.rec(e.step)
         r.status = RETRYING
         r.attempts = max(r.attempts, e.attempt or 1)
@@ -150,6 +185,13 @@ class ExecutionState:
 
     def _on_completed(self, e: Event | NewEvent) -> None:
         assert e.step is not None
+        if e.index is not None:
+            it = self.iters[e.step]
+            it.results[e.index] = e.data.get("result")
+            it.running -= 1
+            it.done += 1
+            return
+        self.iters.pop(e.step, None)
         r = self.rec(e.step)
         r.status = COMPLETED
         r.attempts = max(r.attempts, e.attempt or 1)
@@ -160,6 +202,17 @@ class ExecutionState:
 
     def _on_failed(self, e: Event | NewEvent) -> None:
         assert e.step is not None
+        if e.index is not None:
+            it = self.iters[e.step]
+            error = e.data.get("error")
+            if it.continue_on_error:
+                it.results[e.index] = {"error": error}
+            elif it.failed is None:
+                it.failed = error
+            it.running -= 1
+            it.done += 1
+            return
+        self.iters.pop(e.step, None)
         r = self.rec(e.step)
         r.status = FAILED
         r.attempts = max(r.attempts, e.attempt or 1)
@@ -180,8 +233,13 @@ class ExecutionState:
 
     def _on_step_cancelled(self, e: Event | NewEvent) -> None:
         assert e.step is not None
+        self.iters.pop(e.step, None)
         self.rec(e.step).status = CANCELLED
         self.active.discard(e.step)
+
+    def _on_items_done(self, e: Event | NewEvent) -> None:
+        assert e.step is not None
+        self.iters[e.step].finishing = True
 
     def _on_execution_completed(self, e: Event | NewEvent) -> None:
         self.status = "completed"
@@ -286,6 +344,7 @@ _HANDLERS = {
     ev.STEP_COMPLETED: ExecutionState._on_completed,
     ev.STEP_FAILED: ExecutionState._on_failed,
     ev.STEP_SKIPPED: ExecutionState._on_skipped,
+    ev.STEP_ITEMS_DONE: ExecutionState._on_items_done,
     ev.STEP_CANCELLED: ExecutionState._on_step_cancelled,
     ev.EXECUTION_COMPLETED: ExecutionState._on_execution_completed,
     ev.EXECUTION_FAILED: ExecutionState._on_execution_failed,

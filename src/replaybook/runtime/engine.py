@@ -147,15 +147,20 @@ class Engine:
                     return False
                 self.changed.wait(0.5 if left is None else min(0.5, left))
 
-    def snapshot(self, execution_id: str) -> dict[str, Any] | None:
+    def snapshot(self, execution_id: str, step: str | None = None) -> dict[str, Any] | None:
         """What a job of a running execution sees: workload, results so far, and
-        execution metadata; None once the execution has finished."""
+        execution metadata (and, for an iterator `step`, its item results); None
+        once the execution has finished."""
         with self._exec_lock(execution_id):
             st = self._caught_up(execution_id)
             if st.finished:
                 return None
             parent = st.parent or {}
+            it = st.iters.get(step) if step else None
             return {
+                "iteration": None
+                if it is None
+                else {"results": list(it.results), "failed": it.failed},
                 "workload": st.workload,
                 "results": dict(st.results),
                 "execution": {

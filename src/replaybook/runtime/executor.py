@@ -41,6 +41,8 @@ class JobContext:
     data_dir: Path
     services: Mapping[str, Any] = field(default_factory=dict)
     cancelled: threading.Event = field(default_factory=threading.Event)
+    # Iterator names (element, _loop) of an item job; they shadow everything.
+    names: Mapping[str, Any] = field(default_factory=dict)
 
 
 class _Fail(Exception):
@@ -82,6 +84,7 @@ class StepExecutor:
             },
         }
         ctx.update(jc.results)
+        ctx.update(jc.names)
         return ctx
 
     # -- one attempt -----------------------------------------------------------
@@ -103,7 +106,12 @@ class StepExecutor:
 
     def _log_event(self, step: Step, job: Job, lines: list[str]) -> NewEvent:
         return NewEvent(
-            ev.STEP_LOG, step=step.name, visit=job.visit, attempt=job.attempt, data={"lines": lines}
+            ev.STEP_LOG,
+            step=step.name,
+            visit=job.visit,
+            index=job.index,
+            attempt=job.attempt,
+            data={"lines": lines},
         )
 
     def _attempt(
@@ -117,6 +125,7 @@ class StepExecutor:
             inputs = self._inputs(step, job, ctx)
             ctx.update(inputs)
             ctx["args"] = inputs
+            ctx.update(jc.names)
             result = self._act(step, job, jc, ctx, inputs, logs)
             result = to_json_value(result)
         except (ReplaybookError, Exception) as exc:
@@ -183,6 +192,61 @@ class StepExecutor:
                 return {src: jc.results.get(src) for src in job.payload.get("from") or []}
         return inputs or None
 
+    # -- iterators -------------------------------------------------------------
+    def expand(self, step: Step, job: Job, jc: JobContext) -> list[NewEvent]:
+        """An iterator's first job: render the collection and record its items."""
+        ctx = self.base_context(jc, job)
+        where = f"step '{step.name}' field 'collection'"
+        try:
+            inputs = self._inputs(step, job, ctx)
+            ctx.update(inputs)
+            ctx["args"] = inputs
+            items = TEMPLATES.render(step.spec.get("collection"), ctx, where)
+            if isinstance(items, Mapping):
+                items = [{"key": k, "value": v} for k, v in items.items()]
+            if not isinstance(items, list):
+                raise TemplateError(f"{where}: must be a list, got {type(items).__name__}")
+            items = to_json_value(items)
+        except (ReplaybookError, Exception) as exc:
+            return self._after_failure(step, job, ctx, _Fail(_error(step.name, job.attempt, exc)))
+        asynchronous = step.spec.get("mode") == "async"
+        data = {
+            "items": items,
+            "concurrency": int(step.spec.get("concurrency") or 16) if asynchronous else 1,
+            "continue_on_error": bool(step.spec.get("continue_on_error")),
+        }
+        return [
+            NewEvent(
+                ev.STEP_STARTED, step=step.name, visit=job.visit, attempt=job.attempt, data=data
+            )
+        ]
+
+    def item_names(self, step: Step, job: Job) -> dict[str, Any]:
+        index = job.index or 0
+        count = int(job.payload.get("count") or 0)
+        loop = {"index": index, "count": count, "first": index == 0, "last": index == count - 1}
+        return {str(step.spec.get("element") or "item"): job.payload.get("item"), "_loop": loop}
+
+    def finish(
+        self,
+        step: Step,
+        job: Job,
+        jc: JobContext,
+        results: list[Any],
+        failed: dict[str, Any] | None,
+    ) -> list[NewEvent]:
+        """An iterator's last job: its result is the item results in order."""
+        ctx = self.base_context(jc, job)
+        try:
+            inputs = self._inputs(step, job, ctx)
+            ctx.update(inputs)
+            ctx["args"] = inputs
+        except (ReplaybookError, Exception) as exc:
+            failed = _error(step.name, job.attempt, exc)
+        if failed is not None:
+            return [self._failed(step, job, ctx, dict(failed, step=step.name))]
+        return self._after_success(step, job, ctx, results)
+
     # -- outcomes ------------------------------------------------------------
     def _outcome_context(
         self, step: Step, ctx: Mapping[str, Any], result: Any, error: dict[str, Any] | None
@@ -229,6 +293,7 @@ class StepExecutor:
             ev.STEP_RETRYING,
             step=step.name,
             visit=job.visit,
+            index=job.index,
             attempt=job.attempt,
             data={"error": error, "delay_ms": round(delay * 1000)},
         )
@@ -273,6 +338,7 @@ class StepExecutor:
             ev.STEP_FAILED,
             step=step.name,
             visit=job.visit,
+            index=job.index,
             attempt=job.attempt,
             data={"error": error, "routes": routes},
         )
@@ -323,6 +389,7 @@ class StepExecutor:
                 ev.STEP_COMPLETED,
                 step=step.name,
                 visit=job.visit,
+                index=job.index,
                 attempt=job.attempt,
                 data={"result": result, "routes": routes},
             )

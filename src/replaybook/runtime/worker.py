@@ -20,6 +20,8 @@ from typing import Any
 
 from replaybook.core import events as ev
 from replaybook.errors import NotFound, StaleLease
+from replaybook.playbook.load import task_step
+from replaybook.playbook.model import Playbook, Step
 from replaybook.runtime.engine import Engine
 from replaybook.runtime.executor import JobContext, StepExecutor
 from replaybook.store.base import Event, Job, NewEvent
@@ -59,6 +61,7 @@ class WorkerPool:
         self.mark_after = mark_after
         self._marks: dict[int, tuple[float, str, NewEvent]] = {}
         self._marks_lock = threading.Lock()
+        self._tasks: dict[tuple[int, str], Step] = {}
         self._slots: ThreadPoolExecutor | None = None
         engine.add_listener(self._on_commit)
 
@@ -170,15 +173,24 @@ class WorkerPool:
             pb = self.engine.playbook_of(eid)
         except NotFound:
             return
-        snap = self.engine.snapshot(eid)
+        snap = self.engine.snapshot(eid, job.step)
         if snap is None:
             return
         step = pb.step(job.step)
-        if step.type is not None:  # a router has no attempt worth a "started" mark
+        phase = None
+        names: dict[str, Any] = {}
+        if step.type == "iterator":
+            phase = "finish" if job.payload.get("phase") == "finish" else "expand"
+            if job.index is not None:
+                names = self.executor.item_names(step, job)
+                step = self._task_step(pb, step)
+                phase = None
+        if phase is None and step.type is not None:  # routers have no attempt to mark
             started = NewEvent(
                 ev.STEP_STARTED,
                 step=job.step,
                 visit=job.visit,
+                index=job.index,
                 attempt=job.attempt,
                 data={"worker": self.worker_id},
             )
@@ -193,13 +205,27 @@ class WorkerPool:
             data_dir=self.data_dir,
             services=self.services,
             cancelled=cancelled,
+            names=names,
         )
-        outcome = self.executor.run(step, job, jc)
+        if phase == "expand":
+            outcome = self.executor.expand(step, job, jc)
+        elif phase == "finish":
+            it = snap["iteration"] or {"results": [], "failed": None}
+            outcome = self.executor.finish(step, job, jc, it["results"], it["failed"])
+        else:
+            outcome = self.executor.run(step, job, jc)
         with self._marks_lock:  # held by the marker while it writes, so no overtaking
             mark = self._marks.pop(job.id, None)
         if mark is not None:
             outcome.insert(0, mark[2])
         self.engine.commit(eid, outcome, complete=job, wake_above=1)
+
+    def _task_step(self, pb: Playbook, step: Step) -> Step:
+        key = (id(pb), step.name)
+        task = self._tasks.get(key)
+        if task is None:
+            task = self._tasks[key] = task_step(step)
+        return task
 
     # -- started marks -----------------------------------------------------------
     def _marker(self) -> None:
