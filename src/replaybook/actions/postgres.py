@@ -309,7 +309,7 @@ def _register_loaders(conn: psycopg.Connection[Any]) -> None:
         info = adapters.types.get(name)
         if info is None:
             continue
-        inner = type(adapters.get_loader(info.oid, Format.TEXT) or TextLoader)
+        inner: type[Any] = adapters.get_loader(info.oid, Format.TEXT) or TextLoader
 
         class Lenient(Loader):
             _inner_cls: ClassVar[type[Any]] = inner

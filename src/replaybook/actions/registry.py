@@ -35,7 +35,7 @@ _BUILTINS: dict[str, str] = {
     "duckdb": "replaybook.actions.duckdb:DuckDBAction",
     "postgres": "replaybook.actions.postgres:PostgresAction",
     # "secrets": "replaybook.actions.secrets:SecretsAction",
-    # "playbook": "replaybook.actions.playbook:PlaybookAction",
+    "playbook": "replaybook.actions.playbook:PlaybookAction",
     # "iterator": ... (if iterators become an action rather than an executor feature)
 }
 

@@ -85,6 +85,10 @@ class EmbeddedRunner:
             data_dir=data_dir,
             services=self.services,
         )
+        from replaybook.runtime.children import ChildRunner
+
+        children = ChildRunner(self.engine, self.pool.release_slot, self.pool.take_slot)
+        self.services["children"] = self.pool.services["children"] = children
         self._started = False
 
     def __enter__(self) -> EmbeddedRunner:

@@ -300,12 +300,21 @@ class Engine:
             self.work.notify_all()
 
     def cancel(self, execution_id: str, reason: str = "cancelled by request") -> bool:
-        with self._exec_lock(execution_id):
-            st = self._caught_up(execution_id)
-            if st.finished:
-                return False
-        self.commit(execution_id, cancel(st, reason), decide_more=False)
-        return True
+        """Cancel an execution and, first, its running children."""
+        for child in self.store.list_executions(status="running", parent_id=execution_id):
+            self.cancel(child.id, "the parent execution was cancelled")
+        for _ in range(50):
+            with self._exec_lock(execution_id):
+                st = self._caught_up(execution_id, refresh=True)
+                if st.finished:
+                    return False
+                events = cancel(st, reason)
+            try:
+                self.commit(execution_id, events, decide_more=False)
+                return True
+            except SeqConflict:
+                continue
+        raise SeqConflict(f"execution {execution_id}: could not cancel")
 
     def resume(self, execution_id: str, from_step: str | None = None) -> None:
         pb = self.playbook_of(execution_id)

@@ -67,7 +67,9 @@ class WorkerPool:
 
     # -- lifecycle -------------------------------------------------------------
     def start(self) -> None:
-        self._slots = ThreadPoolExecutor(self.concurrency, thread_name_prefix="rb-worker")
+        # More threads than slots: a parent waiting for a child gives its slot up
+        # (release_slot) while its thread stays blocked.
+        self._slots = ThreadPoolExecutor(self.concurrency + 64, thread_name_prefix="rb-worker")
         threads = (
             (self._dispatch, "rb-dispatch"),
             (self._heartbeats, "rb-heartbeat"),
@@ -114,6 +116,15 @@ class WorkerPool:
                 self._wait_for_work(seen)
                 continue
             self._dispatch_jobs(jobs)
+
+    def release_slot(self) -> None:
+        with self._running_lock:
+            self._inflight -= 1
+        self.engine.work_available()
+
+    def take_slot(self) -> None:
+        with self._running_lock:
+            self._inflight += 1
 
     def _dispatch_jobs(self, jobs: list[Job]) -> None:
         assert self._slots is not None
