@@ -128,6 +128,8 @@ class StepExecutor:
             ctx.update(jc.names)
             result = self._act(step, job, jc, ctx, inputs, logs)
             result = to_json_value(result)
+            if step.save is not None:
+                self._save(step, job, jc, ctx, result, logs)
         except (ReplaybookError, Exception) as exc:
             raise _Fail(_error(name, job.attempt, exc)) from exc
         return result, ctx
@@ -166,7 +168,15 @@ class StepExecutor:
                 spec[key] = value
             else:
                 spec[key] = TEMPLATES.render(value, ctx, f"step '{step.name}' field '{key}'")
-        actx = ActionContext(
+        result = action.run(spec, inputs, self._action_context(step, job, jc, ctx, logs))
+        max_bytes = int(step.spec.get("max_result_bytes") or DEFAULT_MAX_RESULT_BYTES)
+        _check_size(result, max_bytes)
+        return result
+
+    def _action_context(
+        self, step: Step, job: Job, jc: JobContext, ctx: Mapping[str, Any], logs: list[str]
+    ) -> ActionContext:
+        return ActionContext(
             execution_id=jc.execution_id,
             step=step.name,
             attempt=job.attempt,
@@ -177,10 +187,27 @@ class StepExecutor:
             context=ctx,
             services=jc.services,
         )
-        result = action.run(spec, inputs, actx)
-        max_bytes = int(step.spec.get("max_result_bytes") or DEFAULT_MAX_RESULT_BYTES)
-        _check_size(result, max_bytes)
-        return result
+
+    def _save(
+        self,
+        step: Step,
+        job: Job,
+        jc: JobContext,
+        ctx: Mapping[str, Any],
+        result: Any,
+        logs: list[str],
+    ) -> None:
+        """Run the step's `save` block after its action (spec §7); a failing save
+        fails the attempt."""
+        from replaybook.actions.save import run_save
+
+        sctx = self._outcome_context(step, ctx, result, None)
+        rendered = TEMPLATES.render(step.save, sctx, f"step '{step.name}' field 'save'")
+        if not isinstance(rendered, Mapping):
+            raise TemplateError(f"step '{step.name}' field 'save': must be a mapping")
+        summary = run_save(rendered, self._action_context(step, job, jc, ctx, logs))
+        if summary is not None:
+            logs.append(f"saved: {summary.get('storage')} {summary.get('table') or ''}".rstrip())
 
     def _router_result(
         self, step: Step, job: Job, jc: JobContext, ctx: dict[str, Any], inputs: dict[str, Any]
@@ -243,6 +270,11 @@ class StepExecutor:
             ctx["args"] = inputs
         except (ReplaybookError, Exception) as exc:
             failed = _error(step.name, job.attempt, exc)
+        if failed is None and step.save is not None:
+            try:
+                self._save(step, job, jc, ctx, results, [])
+            except (ReplaybookError, Exception) as exc:
+                failed = _error(step.name, job.attempt, exc)
         if failed is not None:
             return [self._failed(step, job, ctx, dict(failed, step=step.name))]
         return self._after_success(step, job, ctx, results)
