@@ -161,7 +161,7 @@ class StepExecutor:
         if step.type is None:
             return self._router_result(step, job, jc, ctx, inputs)
         action = get_action(step.type)
-        raw_fields = getattr(action, "raw_fields", frozenset())
+        raw_fields: frozenset[str] = getattr(action, "raw_fields", frozenset())
         spec: dict[str, Any] = {}
         for key, value in step.spec.items():
             if key in raw_fields:
