@@ -193,6 +193,21 @@ def test_segfault_kills_only_that_attempt(pool: PythonPool) -> None:
     assert run(pool, "def main(): return 'replaced'") == "replaced"
 
 
+def test_death_noticed_while_a_forked_process_holds_the_pipe(pool: PythonPool) -> None:
+    code = """
+        import os, time
+        def main():
+            if os.fork() == 0:  # the grandchild keeps the answer pipe open for 3 s
+                time.sleep(3)
+                os._exit(0)
+            os.kill(os.getpid(), 9)
+    """
+    started = time.monotonic()
+    with pytest.raises(ActionError, match=r"signal 9"):
+        run(pool, code)
+    assert time.monotonic() - started < 2
+
+
 def test_large_result_and_inputs(pool: PythonPool) -> None:
     big = "x" * (5 * 1024 * 1024)
     assert run(pool, "def main(s): return {'n': len(s), 's': s}", {"s": big}) == {
@@ -351,13 +366,19 @@ def test_children_die_with_their_parent(tmp_path: Path) -> None:
             pool = PythonPool()
             idle = pool.call("import os\\nresult = os.getpid()", {})
             busy = []
+            started = threading.Event()
+
+            def log(line):
+                busy.append(line)
+                started.set()
+
             t = threading.Thread(
                 target=lambda: pool.call("import os, time\\nprint(os.getpid())\\n"
-                                         "time.sleep(60)", {}, log=busy.append),
+                                         "time.sleep(60)", {}, log=log),
                 daemon=True)
             t.start()
-            while not busy:
-                pass
+            if not started.wait(30):
+                sys.exit("the busy call never started")
             print(idle, busy[0], flush=True)
             os._exit(0)  # no atexit, no close: the children must notice by themselves
             """

@@ -94,12 +94,16 @@ class _Child:
         return frame
 
     def wait_readable(self, seconds: float) -> None:
-        """Read what arrives within `seconds` into the buffer; raise _ChildDied on EOF."""
-        if self.poller.poll(max(0, int(seconds * 1000) + 1)):
-            data = os.read(self.rfd, _READ_CHUNK)
-            if not data:
+        """Read what arrives within `seconds` into the buffer; raise _ChildDied on EOF,
+        or when the child is gone while a process it forked still holds the pipe."""
+        if not self.poller.poll(max(0, int(seconds * 1000) + 1)):
+            if self.proc.poll() is not None:
                 raise _ChildDied
-            self.buf += data
+            return
+        data = os.read(self.rfd, _READ_CHUNK)
+        if not data:
+            raise _ChildDied
+        self.buf += data
 
     def death_message(self) -> str:
         try:
@@ -325,7 +329,7 @@ class _Waiter:
         """Seconds to wait before checking again; raises when time is up or cancelled."""
         if self.cancelled is not None and self.cancelled.is_set():
             raise ActionError("cancelled", type="cancelled")
-        wait = _POLL_SECONDS if self.cancelled is not None else 3600.0
+        wait = _POLL_SECONDS if self.cancelled is not None else 1.0
         if self.deadline is not None:
             left = self.deadline - time.monotonic()
             if left <= 0:

@@ -89,6 +89,7 @@ class EmbeddedRunner:
 
         children = ChildRunner(self.engine, self.pool.release_slot, self.pool.take_slot)
         self.services["children"] = self.pool.services["children"] = children
+        self.engine.add_listener(self._on_commit)
         self._started = False
 
     def __enter__(self) -> EmbeddedRunner:
@@ -96,6 +97,16 @@ class EmbeddedRunner:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _on_commit(self, execution_id: str, written: Iterable[Event]) -> None:
+        """Close a finished execution's default DuckDB file (its connection would
+        otherwise stay open for the life of the process)."""
+        from replaybook.core.events import TERMINAL_EXECUTION
+
+        if any(e.type in TERMINAL_EXECUTION for e in written):
+            duck = self.services.get("duckdb")
+            if duck is not None:
+                duck.close(duck.default_path(self.data_dir, execution_id))
 
     def register_file(self, path: str | Path, strict: bool = False) -> tuple[Playbook, int]:
         pb, _ = load_file(path, strict=strict)
