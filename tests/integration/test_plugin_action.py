@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-PLUGIN = '''
+PLUGIN = """
 from typing import Any, ClassVar
 
 class ShoutAction:
@@ -18,7 +18,7 @@ class ShoutAction:
     def run(self, spec: Any, inputs: Any, ctx: Any) -> Any:
         ctx.log("shouting")
         return {"text": str(spec["text"]).upper() + "!" * int(inputs.get("n", 1))}
-'''
+"""
 
 PLAYBOOK = """metadata: {name: plugin_demo}
 workflow:

@@ -47,13 +47,14 @@ import contextlib
 import re
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from replaybook.actions.base import ActionContext
 from replaybook.actions.jsonsafe import to_json_value
-from replaybook.actions.sqlsplit import code_parts, split_sql
+from replaybook.actions.sqlsplit import _scan, code_parts, split_sql
 from replaybook.errors import ActionError, StepTimeout
 
 if TYPE_CHECKING:
@@ -225,26 +226,35 @@ def scrub(text: str, conninfo: str) -> str:
 
 class PostgresConnections:
     """Idle psycopg connections by connection string. A connection serves one step at
-    a time: `take` one, `give_back` it after. Broken ones, ones left in a transaction,
-    and ones beyond `max_idle_per_dsn` are closed. Thread-safe."""
+    a time: `take` one, `give_back` it after. Broken ones and ones left in a
+    transaction are closed, and so are the oldest idle ones beyond `max_idle_per_dsn`
+    per connection string or `max_idle` in all. Thread-safe."""
 
-    def __init__(self, max_idle_per_dsn: int = 4) -> None:
+    def __init__(self, max_idle_per_dsn: int = 4, max_idle: int = 32) -> None:
         self.max_idle_per_dsn = max_idle_per_dsn
-        self._idle: dict[str, list[psycopg.Connection[Any]]] = {}
+        self.max_idle = max_idle
+        # conninfo -> idle connections (oldest first); least recently used conninfo first
+        self._idle: OrderedDict[str, list[psycopg.Connection[Any]]] = OrderedDict()
         self._lock = threading.Lock()
-        self._closed = False
 
     def take(self, conninfo: str, *, fresh: bool = False) -> tuple[psycopg.Connection[Any], bool]:
         """A connection for `conninfo` and whether it was used before (a new one is
         opened when none is idle, or `fresh`). ActionError (type "postgres") if it
         cannot."""
+        stale: list[psycopg.Connection[Any]] = []
+        found: psycopg.Connection[Any] | None = None
         with self._lock:
             idle = self._idle.get(conninfo, [])
             while idle and not fresh:
                 conn = idle.pop()
                 if not conn.closed and not conn.broken:
-                    return conn, True
-                _close_quietly(conn)
+                    found = conn
+                    break
+                stale.append(conn)
+        for conn in stale:
+            _close_quietly(conn)
+        if found is not None:
+            return found, True
         return _connect(conninfo), False
 
     def give_back(
@@ -258,16 +268,37 @@ class PostgresConnections:
             and not conn.broken
             and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
         )
+        evicted = [conn]
         if reusable:
             with self._lock:
                 idle = self._idle.setdefault(conninfo, [])
-                if not self._closed and len(idle) < self.max_idle_per_dsn:
-                    idle.append(conn)
-                    return
-        _close_quietly(conn)
+                self._idle.move_to_end(conninfo)
+                idle.append(conn)
+                evicted = idle[: max(0, len(idle) - self.max_idle_per_dsn)]
+                del idle[: len(evicted)]
+                evicted += self._trim()
+        for old in evicted:
+            _close_quietly(old)
+
+    def _trim(self) -> list[psycopg.Connection[Any]]:
+        """Drop the oldest idle connections beyond max_idle (lock held)."""
+        out: list[psycopg.Connection[Any]] = []
+        total = sum(len(idle) for idle in self._idle.values())
+        for key in list(self._idle):
+            idle = self._idle[key]
+            while idle and total > self.max_idle:
+                out.append(idle.pop(0))
+                total -= 1
+            if not idle:
+                del self._idle[key]
+        return out
+
+    def idle_count(self) -> int:
+        with self._lock:
+            return sum(len(idle) for idle in self._idle.values())
 
     def close_all(self) -> None:
-        """Close every idle connection (connections in use close when given back)."""
+        """Close every idle connection (the object stays usable)."""
         with self._lock:
             conns = [c for idle in self._idle.values() for c in idle]
             self._idle.clear()
@@ -581,9 +612,7 @@ class PostgresAction:
             )
         max_rows = _max_rows(spec.get("max_rows", DEFAULT_MAX_ROWS))
         conninfo = postgres_conninfo(spec)
-        plan = [
-            (text, _bind(text, params, n, len(statements))) for n, text in enumerate(statements, 1)
-        ]
+        plan = [_bind(text, params, n, len(statements)) for n, text in enumerate(statements, 1)]
 
         def work(tx: Transaction) -> dict[str, Any]:
             last_query: dict[str, Any] | None = None
@@ -603,20 +632,27 @@ class PostgresAction:
         return run_transaction(conninfo, ctx, work, error_type="postgres")
 
 
-def _bind(text: str, params: Mapping[str, Any], number: int, total: int) -> dict[str, Any] | None:
-    """The parameters statement `number` uses (None when its code has no
-    placeholder); ActionError when one is missing from `params`."""
+def _bind(
+    text: str, params: Mapping[str, Any], number: int, total: int
+) -> tuple[str, dict[str, Any] | None]:
+    """Statement `number` as sent and the parameters it uses (None when its code has
+    no placeholder: then `%` needs no escaping); ActionError when one is missing from
+    `params`. With parameters, `%` in comments is doubled (psycopg reads them too)."""
     used = {m.group(1) for part in code_parts(text) for m in _PLACEHOLDER.finditer(part)}
     if not used:
-        return None
+        return text, None
     missing = sorted(n for n in used if n not in params)
     if missing:
         shown = ", ".join(f"%({n})s" for n in missing)
         where = f"statement {number} uses" if total > 1 else "the statement uses"
         raise ActionError(f"postgres step: {where} {shown}, not in params", type="postgres")
     # psycopg also reads placeholders inside literals: give those too when known.
+    text = "".join(
+        text[s:e].replace("%", "%%") if kind == "comment" else text[s:e]
+        for kind, s, e in _scan(text)
+    )
     names = used | {m.group(1) for m in _PLACEHOLDER.finditer(text) if m.group(1) in params}
-    return {n: adapt_value(params[n]) for n in sorted(names)}
+    return text, {n: adapt_value(params[n]) for n in sorted(names)}
 
 
 def _fetch(cursor: psycopg.Cursor[Any], max_rows: int) -> dict[str, Any]:

@@ -52,18 +52,24 @@ def catalog_loader(store: Store) -> Callable[[str, int], Playbook]:
 
 def make_services(concurrency: int) -> dict[str, Any]:
     from replaybook.actions.duckdb import DuckDBConnections
+    from replaybook.actions.postgres import PostgresConnections
     from replaybook.actions.python import PythonPool
 
-    return {"python_pool": PythonPool(max_size=concurrency), "duckdb": DuckDBConnections()}
+    return {
+        "python_pool": PythonPool(max_size=concurrency),
+        "duckdb": DuckDBConnections(),
+        "postgres": PostgresConnections(),
+    }
 
 
 def close_services(services: Mapping[str, Any]) -> None:
     pool = services.get("python_pool")
     if pool is not None:
         pool.close()
-    duck = services.get("duckdb")
-    if duck is not None:
-        duck.close_all()
+    for name in ("duckdb", "postgres"):
+        conns = services.get(name)
+        if conns is not None:
+            conns.close_all()
 
 
 class EmbeddedRunner:
