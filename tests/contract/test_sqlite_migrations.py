@@ -68,6 +68,7 @@ EXPECTED_COLUMNS = {
         "leases",
     ],
     "catalog": ["path", "version", "name", "content", "content_hash", "registered_at"],
+    "credentials": ["name", "type", "data", "created_at", "updated_at"],
 }
 
 EXPECTED_INDEXES = {
@@ -83,6 +84,7 @@ EXPECTED_PRIMARY_KEYS = {
     "events": ["execution_id", "seq"],
     "jobs": ["id"],
     "catalog": ["path", "version"],
+    "credentials": ["name"],
     "schema_migrations": ["version"],
 }
 

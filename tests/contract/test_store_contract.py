@@ -495,3 +495,24 @@ def test_closed_store_raises_store_error(store_factory: StoreFactory) -> None:
     store.close()
     with pytest.raises(StoreError):
         store.get_execution("x")
+
+
+def test_credentials_put_get_list_delete(store: Store, clock: FakeClock) -> None:
+    assert store.get_credential("pg") is None
+    assert store.list_credentials() == []
+    store.put_credential("pg", "postgres", b"\x00cipher\xff")
+    got = store.get_credential("pg")
+    assert got is not None
+    assert (got.name, got.type, got.data) == ("pg", "postgres", b"\x00cipher\xff")
+    assert got.created_at == got.updated_at
+    clock.advance(5)
+    store.put_credential("pg", "generic", b"other")
+    store.put_credential("api", "http_bearer", b"x")
+    again = store.get_credential("pg")
+    assert again is not None
+    assert (again.type, again.data) == ("generic", b"other")
+    assert again.created_at == got.created_at and again.updated_at > got.updated_at
+    assert [c.name for c in store.list_credentials()] == ["api", "pg"]
+    assert store.delete_credential("pg") is True
+    assert store.delete_credential("pg") is False
+    assert [c.name for c in store.list_credentials()] == ["api"]

@@ -246,7 +246,7 @@ def parse_max_visits(value: Any, path: str, r: Reporter) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         r.error(f"max_visits must be an integer >= 1, not {value!r}", path)
         return 1000
-    return value
+    return int(value)
 
 
 def _condition(value: Any, path: str, r: Reporter, what: str) -> str | None:

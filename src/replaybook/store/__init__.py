@@ -25,6 +25,7 @@ from replaybook.store.base import (
     NewEvent,
     NewJob,
     Store,
+    StoredCredential,
 )
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "NewEvent",
     "NewJob",
     "Store",
+    "StoredCredential",
     "UnsupportedBackend",
     "default_data_dir",
     "open_store",

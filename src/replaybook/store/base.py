@@ -15,7 +15,7 @@ Guarantees every backend gives:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -112,6 +112,23 @@ class CatalogEntry:
     registered_at: str
 
 
+@dataclass(frozen=True)
+class StoredCredential:
+    """A named credential as the store keeps it: `data` is ciphertext (the store
+    never sees plaintext; encryption happens above it, in replaybook.credentials)."""
+
+    name: str
+    type: str
+    data: bytes
+    created_at: str
+    updated_at: str
+
+
+# Called with an execution id when another process appended events to it, and with
+# how many jobs that append enqueued.
+ChangeCallback = Callable[[str, int], None]
+
+
 class Store(Protocol):
     # -- executions and events -------------------------------------------------
     def create_execution(
@@ -197,5 +214,27 @@ class Store(Protocol):
         ...
 
     def playbook_versions(self, path: str) -> list[CatalogEntry]: ...
+
+    # -- credentials (ciphertext only) --------------------------------------------
+    def put_credential(self, name: str, type: str, data: bytes) -> None:
+        """Create or replace credential `name` (created_at kept on replace)."""
+        ...
+
+    def get_credential(self, name: str) -> StoredCredential | None: ...
+
+    def list_credentials(self) -> list[StoredCredential]:
+        """Every credential, by name."""
+        ...
+
+    def delete_credential(self, name: str) -> bool:
+        """False when there was no such credential."""
+        ...
+
+    # -- cross-process wake-ups --------------------------------------------------
+    def watch(self, on_change: ChangeCallback) -> Callable[[], None] | None:
+        """Push notifications of appends made by any process (PostgreSQL: LISTEN/
+        NOTIFY). Returns a function that stops watching, or None when the backend
+        cannot push (SQLite): callers then poll."""
+        ...
 
     def close(self) -> None: ...

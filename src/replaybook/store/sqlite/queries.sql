@@ -157,6 +157,23 @@ FROM catalog
 WHERE path = :path
 ORDER BY version
 
+-- credentials -------------------------------------------------------------------
+
+-- name: put_credential
+INSERT INTO credentials (name, type, data, created_at, updated_at)
+VALUES (:name, :type, :data, :now, :now)
+ON CONFLICT (name) DO UPDATE SET type = excluded.type, data = excluded.data,
+    updated_at = excluded.updated_at
+
+-- name: get_credential
+SELECT name, type, data, created_at, updated_at FROM credentials WHERE name = :name
+
+-- name: list_credentials
+SELECT name, type, data, created_at, updated_at FROM credentials ORDER BY name
+
+-- name: delete_credential
+DELETE FROM credentials WHERE name = :name
+
 -- migrations --------------------------------------------------------------------
 
 -- name: create_schema_migrations

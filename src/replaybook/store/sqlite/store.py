@@ -24,7 +24,16 @@ from types import TracebackType
 from typing import Any, Final
 
 from replaybook.errors import NotFound, SeqConflict, StaleLease, StoreError
-from replaybook.store.base import CatalogEntry, Event, ExecutionInfo, Job, NewEvent, NewJob
+from replaybook.store.base import (
+    CatalogEntry,
+    ChangeCallback,
+    Event,
+    ExecutionInfo,
+    Job,
+    NewEvent,
+    NewJob,
+    StoredCredential,
+)
 from replaybook.store.sqlite.migrate import apply_migrations, connect
 from replaybook.store.sqlite.sql import QUERIES
 from replaybook.version import LOGIC_VERSION
@@ -51,6 +60,10 @@ _GET_PLAYBOOK_VERSION: Final = QUERIES["get_playbook_version"]
 _INSERT_PLAYBOOK: Final = QUERIES["insert_playbook"]
 _LIST_PLAYBOOKS: Final = QUERIES["list_playbooks"]
 _PLAYBOOK_VERSIONS: Final = QUERIES["playbook_versions"]
+_PUT_CREDENTIAL: Final = QUERIES["put_credential"]
+_GET_CREDENTIAL: Final = QUERIES["get_credential"]
+_LIST_CREDENTIALS: Final = QUERIES["list_credentials"]
+_DELETE_CREDENTIAL: Final = QUERIES["delete_credential"]
 _LIST_FILTERS: Final = ("status", "playbook_path", "parent_id")
 
 # Key order is kept exactly (never sorted); NaN/Infinity are not JSON, so refused.
@@ -424,11 +437,39 @@ class SQLiteStore:
             rows = conn.execute(_PLAYBOOK_VERSIONS, {"path": path}).fetchall()
         return [CatalogEntry(*row) for row in rows]
 
+    # -- credentials -----------------------------------------------------------------
+
+    def put_credential(self, name: str, type: str, data: bytes) -> None:
+        params = {"name": name, "type": type, "data": data, "now": iso_utc(self._clock())}
+        with self._write() as conn:
+            conn.execute(_PUT_CREDENTIAL, params)
+
+    def get_credential(self, name: str) -> StoredCredential | None:
+        with self._read() as conn:
+            row = conn.execute(_GET_CREDENTIAL, {"name": name}).fetchone()
+        return None if row is None else _credential(row)
+
+    def list_credentials(self) -> list[StoredCredential]:
+        with self._read() as conn:
+            rows = conn.execute(_LIST_CREDENTIALS).fetchall()
+        return [_credential(row) for row in rows]
+
+    def delete_credential(self, name: str) -> bool:
+        with self._write() as conn:
+            return conn.execute(_DELETE_CREDENTIAL, {"name": name}).rowcount > 0
+
+    def watch(self, on_change: ChangeCallback) -> Callable[[], None] | None:
+        return None  # SQLite cannot push across processes: callers poll
+
     def close(self) -> None:
         with self._lock:
             with contextlib.suppress(sqlite3.Error):  # closed already, or busy: a hint only
                 self._conn.execute("PRAGMA optimize")
             self._conn.close()
+
+
+def _credential(row: Sequence[Any]) -> StoredCredential:
+    return StoredCredential(row[0], row[1], bytes(row[2]), row[3], row[4])
 
 
 def _pool_params(pools: Sequence[str | None]) -> dict[str, Any]:
