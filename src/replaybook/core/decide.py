@@ -48,7 +48,11 @@ def _iterate(name: str, state: ExecutionState) -> list[NewEvent]:
     i = it.next_index
     running = it.running
     if it.failed is None:
+        settled = it.settled
         while i < len(it.items) and running < it.concurrency:
+            if settled[i]:  # finished before a resume: keeps its result
+                i += 1
+                continue
             out.append(NewEvent(ev.STEP_SCHEDULED, step=name, visit=visit, index=i))
             i += 1
             running += 1

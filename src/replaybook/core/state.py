@@ -56,6 +56,16 @@ class IterRec:
     done: int = 0
     failed: dict[str, Any] | None = None
     finishing: bool = False
+    # 1 for each item whose outcome stands (completed, or failed under
+    # continue_on_error): a resume runs only the others.
+    settled: bytearray = field(default_factory=bytearray)
+
+    def reopen(self) -> None:
+        """Prepare a resume: unsettled items run again, settled ones keep results."""
+        self.failed = None
+        self.finishing = False
+        self.running = 0
+        self.next_index = 0
 
 
 @dataclass
@@ -92,6 +102,9 @@ class ExecutionState:
         self.active: set[str] = set()
         self.unhandled: dict[str, Any] | None = None  # error that fails the execution
         self.iters: dict[str, IterRec] = {}  # iterator steps whose items are running
+        # Iterators that failed or were cancelled, kept so a resume re-runs only the
+        # items that did not finish.
+        self.halted_iters: dict[str, IterRec] = {}
         self.result: Any = None
         self.error: dict[str, Any] | None = None
 
@@ -146,6 +159,7 @@ class ExecutionState:
             it.next_index = max(it.next_index, e.index + 1)
             return
         self.iters.pop(e.step, None)
+        self.halted_iters.pop(e.step, None)
         r = self.rec(e.step)
         self.ready.pop(e.step, None)
         self.to_skip.discard(e.step)
@@ -168,6 +182,7 @@ class ExecutionState:
                 concurrency=max(1, int(e.data.get("concurrency") or 1)),
                 continue_on_error=bool(e.data.get("continue_on_error")),
                 results=[None] * len(items),
+                settled=bytearray(len(items)),
             )
         r = self.rec(e.step)
         if r.status in ACTIVE_STATUSES:
@@ -188,10 +203,12 @@ class ExecutionState:
         if e.index is not None:
             it = self.iters[e.step]
             it.results[e.index] = e.data.get("result")
+            it.settled[e.index] = 1
             it.running -= 1
             it.done += 1
             return
         self.iters.pop(e.step, None)
+        self.halted_iters.pop(e.step, None)
         r = self.rec(e.step)
         r.status = COMPLETED
         r.attempts = max(r.attempts, e.attempt or 1)
@@ -207,12 +224,13 @@ class ExecutionState:
             error = e.data.get("error")
             if it.continue_on_error:
                 it.results[e.index] = {"error": error}
+                it.settled[e.index] = 1
             elif it.failed is None:
                 it.failed = error
             it.running -= 1
             it.done += 1
             return
-        self.iters.pop(e.step, None)
+        self._halt_iterator(e.step)
         r = self.rec(e.step)
         r.status = FAILED
         r.attempts = max(r.attempts, e.attempt or 1)
@@ -233,7 +251,7 @@ class ExecutionState:
 
     def _on_step_cancelled(self, e: Event | NewEvent) -> None:
         assert e.step is not None
-        self.iters.pop(e.step, None)
+        self._halt_iterator(e.step)
         self.rec(e.step).status = CANCELLED
         self.active.discard(e.step)
 
@@ -264,6 +282,7 @@ class ExecutionState:
         if from_step:
             rerun.append(from_step)
             for name in _forward_closure(self.topology, from_step):
+                self.halted_iters.pop(name, None)  # runs again from its collection
                 if name != from_step and name in self.steps:
                     self.steps[name].status = PENDING
                     self.results.pop(name, None)
@@ -273,7 +292,21 @@ class ExecutionState:
         for name in rerun:
             r = self.rec(name)
             self._clear_arrivals_from(name)
-            self.ready[name] = Ready(dict(r.inputs), list(r.sources))
+            it = self.halted_iters.pop(name, None)
+            if it is None:
+                self.ready[name] = Ready(dict(r.inputs), list(r.sources))
+                continue
+            # Same visit, same items: `decide` starts the unsettled ones.
+            it.reopen()
+            self.iters[name] = it
+            r.status = RUNNING
+            r.error = None
+            self.active.add(name)
+
+    def _halt_iterator(self, step: str) -> None:
+        it = self.iters.pop(step, None)
+        if it is not None:
+            self.halted_iters[step] = it
 
     # -- routing bookkeeping -------------------------------------------------
     def _clear_arrivals_from(self, source: str) -> None:
