@@ -157,9 +157,11 @@ class Engine:
                 return None
             parent = st.parent or {}
             it = st.iters.get(step) if step else None
+            # Only the finishing job reads the item results: copying them for every
+            # item job would make an iterator quadratic in its collection size.
             return {
                 "iteration": None
-                if it is None
+                if it is None or not it.finishing
                 else {"results": list(it.results), "failed": it.failed},
                 "workload": st.workload,
                 "results": dict(st.results),
