@@ -13,7 +13,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: $(VENV)/.installed
-	$(BIN)/replaybook run examples/nyc_weather_delays.yaml
+	$(BIN)/replaybook run examples/nyc_weather_delays.yaml --catalog examples/playbooks
 
 test: lint unit
 

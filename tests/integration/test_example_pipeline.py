@@ -23,6 +23,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAYBOOK = "examples/nyc_weather_delays.yaml"  # relative: the CLI runs from the repo root
+CATALOG = "examples/playbooks"  # the per-airport sub-playbook
 DATA = ROOT / "examples" / "data"
 AIRPORTS = ["EWR", "JFK", "LGA"]
 CLASSES = ["stormy", "hot", "cold", "mild", "no_weather"]
@@ -42,7 +43,17 @@ def run_cli(data_dir: Path, *extra: str) -> tuple[subprocess.CompletedProcess[st
     )
     env.pop("REPLAYBOOK_SERVER", None)
     proc = subprocess.run(
-        [sys.executable, "-m", "replaybook", "run", PLAYBOOK, "--json", *extra],
+        [
+            sys.executable,
+            "-m",
+            "replaybook",
+            "run",
+            PLAYBOOK,
+            "--catalog",
+            CATALOG,
+            "--json",
+            *extra,
+        ],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -225,10 +236,29 @@ def test_example_completes_and_takes_the_storm_branch(
     assert out["status"] == "completed", out.get("error")
     assert out["error"] is None
     steps = out["steps"]
-    for name in ["load_data", "score_days", "save_daily", "report", "storm_impact", "end"]:
+    completed = ["load_data", "score_airports", "score_days", "save_daily", "report"]
+    for name in [*completed, "storm_impact", "end"]:
         assert steps[name]["status"] == "completed", (name, steps[name])
     assert steps["no_storm_days"]["status"] == "skipped"
     assert out["result"]["branch"] == "storm_impact"
+
+
+def test_each_airport_is_scored_by_its_own_sub_playbook(
+    default_run: tuple[Path, dict[str, Any]],
+) -> None:
+    from replaybook.store import open_store
+
+    data_dir, out = default_run
+    assert out["steps"]["score_airports"]["status"] == "completed"
+    store = open_store(f"sqlite:///{data_dir / 'replaybook.db'}")
+    try:
+        children = store.list_executions(parent_id=out["execution_id"])
+        assert len(children) == len(AIRPORTS)
+        assert {c.playbook_path for c in children} == {"examples/score_airport_days"}
+        assert {c.parent_step for c in children} == {"score_airports"}
+        assert {c.status for c in children} == {"completed"}
+    finally:
+        store.close()
 
 
 def test_example_numbers_match_independent_duckdb(
