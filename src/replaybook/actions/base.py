@@ -19,7 +19,10 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+if TYPE_CHECKING:
+    from replaybook.masking import SecretScope
 
 
 @dataclass
@@ -42,6 +45,9 @@ class ActionContext:
     # Per-run services shared by actions (python process pool, duckdb connections,
     # child-execution runner...), keyed by name.
     services: Mapping[str, Any] = field(default_factory=dict)
+    # The secrets of this job (replaybook.masking.SecretScope): an action that reads a
+    # secret adds it here, so that the job's output is masked.
+    secrets: SecretScope | None = None
 
 
 class Action(Protocol):

@@ -34,7 +34,7 @@ _BUILTINS: dict[str, str] = {
     "http": "replaybook.actions.http:HttpAction",
     "duckdb": "replaybook.actions.duckdb:DuckDBAction",
     "postgres": "replaybook.actions.postgres:PostgresAction",
-    # "secrets": "replaybook.actions.secrets:SecretsAction",
+    "secrets": "replaybook.actions.secrets:SecretsAction",
     "playbook": "replaybook.actions.playbook:PlaybookAction",
     # "iterator": ... (if iterators become an action rather than an executor feature)
 }

@@ -85,6 +85,10 @@ class EmbeddedRunner:
         self.data_dir = data_dir
         self.engine = Engine(store, catalog_loader(store), env=env)
         self.services = make_services(concurrency)
+        from replaybook.credentials import Credentials
+
+        # `auth` and secrets steps read credentials through this (key loaded lazily).
+        self.services["credentials"] = Credentials(store)
         self.pool = WorkerPool(
             self.engine,
             concurrency=concurrency,

@@ -22,6 +22,7 @@ from replaybook.core.decide import cancel, decide, execution_status, jobs_for
 from replaybook.core.state import ExecutionState
 from replaybook.core.topology import Topology, build_topology
 from replaybook.errors import NotFound, SeqConflict, TemplateError
+from replaybook.masking import env_masker
 from replaybook.playbook.model import Playbook
 from replaybook.store.base import Event, ExecutionInfo, Job, NewEvent, Store
 
@@ -59,6 +60,8 @@ class Engine:
         self.store = store
         self._load_playbook = load_playbook
         self.env = dict(os.environ if env is None else env)
+        # Secrets of the environment are masked in every event written (spec §10).
+        self.masker = env_masker(self.env)
         self._lock = threading.Lock()
         self._exec_locks: dict[str, threading.Lock] = {}
         self._states: dict[str, ExecutionState] = {}
@@ -252,7 +255,7 @@ class Engine:
             with self._exec_lock(execution_id):
                 st = self._caught_up(execution_id)
                 base_seq = st.last_seq
-                out = list(events)
+                out = self.masker.mask_events(events)
                 st.apply_all(out)
                 if decide_more:
                     while True:

@@ -13,7 +13,7 @@ import random
 import threading
 from collections import ChainMap
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +22,17 @@ from replaybook.actions.jsonsafe import to_json_value
 from replaybook.actions.registry import get_action
 from replaybook.core import events as ev
 from replaybook.errors import ActionError, ReplaybookError, TemplateError
+from replaybook.masking import MASK, SECRET_REF, SecretScope, env_masker
 from replaybook.playbook.model import Routing, Step
 from replaybook.store.base import Job, NewEvent
 from replaybook.template import TEMPLATES
+
+# Credential types each action can use in `auth` (plugins: any).
+AUTH_TYPES: dict[str, tuple[str, ...]] = {
+    "postgres": ("postgres",),
+    "http": ("http_bearer", "http_basic", "http_header"),
+    "duckdb": ("postgres", "s3"),
+}
 
 DEFAULT_MAX_RESULT_BYTES = 64 * 1024 * 1024
 
@@ -91,18 +99,19 @@ class StepExecutor:
     def run(self, step: Step, job: Job, jc: JobContext) -> list[NewEvent]:
         logs: list[str] = []
         out: list[NewEvent] = []
+        scope = SecretScope(env_masker(jc.env))
         ctx = self.base_context(jc, job)
         try:
-            result, ctx = self._attempt(step, job, jc, ctx, logs)
+            result, ctx = self._attempt(step, job, jc, ctx, logs, scope)
         except _Fail as f:
             if logs:
                 out.append(self._log_event(step, job, logs))
             out.extend(self._after_failure(step, job, ctx, f))
-            return out
+            return seal(out, scope)
         if logs:
             out.append(self._log_event(step, job, logs))
         out.extend(self._after_success(step, job, ctx, result))
-        return out
+        return seal(out, scope)
 
     def _log_event(self, step: Step, job: Job, lines: list[str]) -> NewEvent:
         return NewEvent(
@@ -115,21 +124,28 @@ class StepExecutor:
         )
 
     def _attempt(
-        self, step: Step, job: Job, jc: JobContext, ctx: dict[str, Any], logs: list[str]
+        self,
+        step: Step,
+        job: Job,
+        jc: JobContext,
+        ctx: dict[str, Any],
+        logs: list[str],
+        scope: SecretScope,
     ) -> tuple[Any, dict[str, Any]]:
         name = step.name
         if job.visit > step.max_visits:
             msg = f"step '{name}' would run a {job.visit}th time (max_visits {step.max_visits})"
             raise _Fail(ev.error_object(name, msg, "max_visits", job.attempt), retryable=False)
         try:
+            reveal(ctx, jc, scope)
             inputs = self._inputs(step, job, ctx)
             ctx.update(inputs)
             ctx["args"] = inputs
             ctx.update(jc.names)
-            result = self._act(step, job, jc, ctx, inputs, logs)
+            result = self._act(step, job, jc, ctx, inputs, logs, scope)
             result = to_json_value(result)
             if step.save is not None:
-                self._save(step, job, jc, ctx, result, logs)
+                self._save(step, job, jc, ctx, result, logs, scope)
         except (ReplaybookError, Exception) as exc:
             raise _Fail(_error(name, job.attempt, exc)) from exc
         return result, ctx
@@ -157,6 +173,7 @@ class StepExecutor:
         ctx: dict[str, Any],
         inputs: dict[str, Any],
         logs: list[str],
+        scope: SecretScope,
     ) -> Any:
         if step.type is None:
             return self._router_result(step, job, jc, ctx, inputs)
@@ -168,13 +185,22 @@ class StepExecutor:
                 spec[key] = value
             else:
                 spec[key] = TEMPLATES.render(value, ctx, f"step '{step.name}' field '{key}'")
-        result = action.run(spec, inputs, self._action_context(step, job, jc, ctx, logs))
+        if step.auth is not None:
+            spec["auth"] = self._auth(step.auth, step.type, ctx, jc, scope, f"step '{step.name}'")
+        actx = self._action_context(step, job, jc, ctx, logs, scope)
+        result = action.run(spec, inputs, actx)
         max_bytes = int(step.spec.get("max_result_bytes") or DEFAULT_MAX_RESULT_BYTES)
         _check_size(result, max_bytes)
         return result
 
     def _action_context(
-        self, step: Step, job: Job, jc: JobContext, ctx: Mapping[str, Any], logs: list[str]
+        self,
+        step: Step,
+        job: Job,
+        jc: JobContext,
+        ctx: Mapping[str, Any],
+        logs: list[str],
+        scope: SecretScope | None = None,
     ) -> ActionContext:
         return ActionContext(
             execution_id=jc.execution_id,
@@ -186,6 +212,30 @@ class StepExecutor:
             cancelled=jc.cancelled,
             context=ctx,
             services=jc.services,
+            secrets=scope,
+        )
+
+    def _auth(
+        self,
+        auth: Any,
+        action_type: str | None,
+        ctx: Mapping[str, Any],
+        jc: JobContext,
+        scope: SecretScope,
+        what: str,
+    ) -> Any:
+        """`auth` rendered and resolved from the credential store, just before the
+        action runs; its secret values join the job's scope (never an event)."""
+        from replaybook.credentials import Credentials, resolve_auth
+
+        rendered = TEMPLATES.render(auth, ctx, f"{what} field 'auth'")
+        credentials = jc.services.get("credentials")
+        return resolve_auth(
+            rendered,
+            credentials if isinstance(credentials, Credentials) else None,
+            scope,
+            what,
+            expect=AUTH_TYPES.get(action_type or "", ()),
         )
 
     def _save(
@@ -196,6 +246,7 @@ class StepExecutor:
         ctx: Mapping[str, Any],
         result: Any,
         logs: list[str],
+        scope: SecretScope,
     ) -> None:
         """Run the step's `save` block after its action (spec §7); a failing save
         fails the attempt."""
@@ -205,9 +256,31 @@ class StepExecutor:
         rendered = TEMPLATES.render(step.save, sctx, f"step '{step.name}' field 'save'")
         if not isinstance(rendered, Mapping):
             raise TemplateError(f"step '{step.name}' field 'save': must be a mapping")
-        summary = run_save(rendered, self._action_context(step, job, jc, ctx, logs))
+        rendered = self._save_auth(rendered, step, jc, scope)
+        summary = run_save(rendered, self._action_context(step, job, jc, ctx, logs, scope))
         if summary is not None:
             logs.append(f"saved: {summary.get('storage')} {summary.get('table') or ''}".rstrip())
+
+    def _save_auth(
+        self, save: Mapping[str, Any], step: Step, jc: JobContext, scope: SecretScope
+    ) -> Mapping[str, Any]:
+        """The save block with its `auth` (flat, or inside `storage: {...}`)
+        resolved to the credential's fields."""
+        storage = save.get("storage")
+        nested = isinstance(storage, Mapping) and storage.get("auth") is not None
+        if save.get("auth") is None and not nested:
+            return save
+        out = dict(save)
+        kind = storage.get("type") if isinstance(storage, Mapping) else storage
+        what = f"step '{step.name}' save"
+        if nested:
+            assert isinstance(storage, Mapping)
+            inner = dict(storage)
+            inner["auth"] = self._auth(inner["auth"], str(kind), {}, jc, scope, what)
+            out["storage"] = inner
+        if out.get("auth") is not None:
+            out["auth"] = self._auth(out["auth"], str(kind or ""), {}, jc, scope, what)
+        return out
 
     def _router_result(
         self, step: Step, job: Job, jc: JobContext, ctx: dict[str, Any], inputs: dict[str, Any]
@@ -222,9 +295,14 @@ class StepExecutor:
     # -- iterators -------------------------------------------------------------
     def expand(self, step: Step, job: Job, jc: JobContext) -> list[NewEvent]:
         """An iterator's first job: render the collection and record its items."""
+        scope = SecretScope(env_masker(jc.env))
+        return seal(self._expand(step, job, jc, scope), scope)
+
+    def _expand(self, step: Step, job: Job, jc: JobContext, scope: SecretScope) -> list[NewEvent]:
         ctx = self.base_context(jc, job)
         where = f"step '{step.name}' field 'collection'"
         try:
+            reveal(ctx, jc, scope)
             inputs = self._inputs(step, job, ctx)
             ctx.update(inputs)
             ctx["args"] = inputs
@@ -263,8 +341,10 @@ class StepExecutor:
         failed: dict[str, Any] | None,
     ) -> list[NewEvent]:
         """An iterator's last job: its result is the item results in order."""
+        scope = SecretScope(env_masker(jc.env))
         ctx = self.base_context(jc, job)
         try:
+            reveal(ctx, jc, scope)
             inputs = self._inputs(step, job, ctx)
             ctx.update(inputs)
             ctx["args"] = inputs
@@ -272,12 +352,12 @@ class StepExecutor:
             failed = _error(step.name, job.attempt, exc)
         if failed is None and step.save is not None:
             try:
-                self._save(step, job, jc, ctx, results, [])
+                self._save(step, job, jc, ctx, results, [], scope)
             except (ReplaybookError, Exception) as exc:
                 failed = _error(step.name, job.attempt, exc)
         if failed is not None:
-            return [self._failed(step, job, ctx, dict(failed, step=step.name))]
-        return self._after_success(step, job, ctx, results)
+            return seal([self._failed(step, job, ctx, dict(failed, step=step.name))], scope)
+        return seal(self._after_success(step, job, ctx, results), scope)
 
     # -- outcomes ------------------------------------------------------------
     def _outcome_context(
@@ -461,6 +541,46 @@ class StepExecutor:
                     raise TemplateError(f"{where}: edge data must be a mapping")
             routes.append(ev.route(arc.target, to_json_value(dict(data))))
         return routes
+
+
+def reveal(ctx: dict[str, Any], jc: JobContext, scope: SecretScope) -> None:
+    """Put back in `ctx` the values of the secrets steps' results, which the log
+    holds as references (see replaybook.masking); they join the job's scope."""
+    for name, result in jc.results.items():
+        if isinstance(result, Mapping) and SECRET_REF in result:
+            ctx[name] = _revealed(result, jc, scope)
+        elif (
+            isinstance(result, list)
+            and result
+            and isinstance(result[0], Mapping)
+            and any(isinstance(r, Mapping) and SECRET_REF in r for r in result)
+        ):
+            ctx[name] = [
+                _revealed(r, jc, scope) if isinstance(r, Mapping) and SECRET_REF in r else r
+                for r in result
+            ]
+
+
+def _revealed(result: Mapping[str, Any], jc: JobContext, scope: SecretScope) -> dict[str, Any]:
+    from replaybook.actions.secrets import resolve_ref
+
+    ref = result[SECRET_REF]
+    if not isinstance(ref, Mapping):
+        return dict(result)
+    value = resolve_ref(ref, jc.env, jc.services)
+    scope.add(value)
+    return {**result, "value": value}
+
+
+def seal(events: list[NewEvent], scope: SecretScope) -> list[NewEvent]:
+    """A job's events as they may be written: a secrets step's value replaced by its
+    mask whatever its length, then every secret of the job masked."""
+    for i, e in enumerate(events):
+        if e.type == ev.STEP_COMPLETED:
+            result = e.data.get("result")
+            if isinstance(result, Mapping) and SECRET_REF in result:
+                events[i] = replace(e, data={**e.data, "result": {**result, "value": MASK}})
+    return scope.mask_events(events)
 
 
 def _check_size(result: Any, max_bytes: int) -> None:
