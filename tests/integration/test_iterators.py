@@ -381,3 +381,38 @@ workflow:
     assert out.status == "completed", out.error
     assert out.result == [3000, {"n": 2999}]
     assert time.monotonic() - t0 < 60
+
+
+def test_a_running_execution_keeps_the_version_it_started_with(
+    runner: EmbeddedRunner, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+
+    def version_text(label: str) -> str:
+        return f"""metadata: {{name: versioned, path: t/versioned}}
+workflow:
+  - step: start
+    next: wait
+  - step: wait
+    type: python
+    code: |
+      import os, time
+      def main():
+          while not os.path.exists({str(gate)!r}):
+              time.sleep(0.02)
+          return "{label}"
+    next: end
+  - step: end
+    result: "{{{{ wait }}}}"
+"""
+
+    path, v1 = register(runner, tmp_path, "v.yaml", version_text("one"))
+    eid = runner.start(path, v1)
+    _, v2 = register(runner, tmp_path, "v.yaml", version_text("two"))
+    assert v2 == v1 + 1
+    gate.write_text("go")
+    assert runner.wait(eid, timeout=30).result == "one"
+    later = runner.run(path, v2)
+    assert later.result == "two"
+    info = runner.store.get_execution(eid)
+    assert info is not None and info.playbook_version == v1
