@@ -6,7 +6,8 @@
 - a plain file path (`~` is expanded)
 - None: `$REPLAYBOOK_DB` if set, else `<data dir>/replaybook.db`, where the data dir
   is `$REPLAYBOOK_DATA_DIR` or the platform's user data dir for "replaybook".
-- `postgresql://...` is recognised but not available yet (UnsupportedBackend).
+- `postgresql://...` or `postgres://...` (query parameters `schema` and `pool_size`:
+  see replaybook.store.postgres.target); needs the `postgres` extra.
 """
 
 from __future__ import annotations
@@ -70,9 +71,7 @@ def open_store(url: str | None = None, *, clock: Callable[[], float] = time.time
     if scheme == "sqlite":
         return _open_sqlite(_sqlite_path(url, rest), clock)
     if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
-        raise UnsupportedBackend(
-            "the PostgreSQL store is not implemented yet; use a sqlite:/// URL or a file path"
-        )
+        return _open_postgres(url, clock)
     raise StoreError(f"unknown store URL scheme {scheme!r} in {url!r}")
 
 
@@ -92,3 +91,14 @@ def _open_sqlite(path: str, clock: Callable[[], float]) -> Store:
     from replaybook.store.sqlite import SQLiteStore
 
     return SQLiteStore(path, clock=clock)
+
+
+def _open_postgres(url: str, clock: Callable[[], float]) -> Store:
+    try:
+        from replaybook.store.postgres import PostgresStore
+    except ImportError as exc:
+        raise UnsupportedBackend(
+            f"the PostgreSQL store needs psycopg and psycopg_pool"
+            f" (pip install 'replaybook[postgres]'): {exc}"
+        ) from exc
+    return PostgresStore(url, clock=clock)

@@ -1,0 +1,254 @@
+-- Named queries of the PostgreSQL store, loaded once at import by
+-- replaybook.store.postgres.sql. Each section starts with "-- name: <name>" and holds
+-- one statement. Parameters are psycopg placeholders (%(name)s, or %s in the
+-- statements run with executemany). Timestamps are returned as ISO-8601 UTC text with
+-- microseconds, formatted by the server, so both backends print the same strings.
+
+-- executions --------------------------------------------------------------------
+
+-- name: insert_execution
+INSERT INTO executions
+    (id, playbook_path, playbook_version, parent_id, parent_step, status,
+     created_at, updated_at, last_seq)
+VALUES
+    (%(id)s, %(playbook_path)s, %(playbook_version)s, %(parent_id)s, %(parent_step)s,
+     'running', %(now)s, %(now)s, 0)
+
+-- name: get_execution
+SELECT id, playbook_path, playbook_version, status,
+       to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+       to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+       parent_id, parent_step, last_seq
+FROM executions
+WHERE id = %(id)s
+
+-- name: get_last_seq
+SELECT last_seq FROM executions WHERE id = %(id)s
+
+-- The WHERE clause is put together from the filter_* sections below.
+-- name: list_executions
+SELECT id, playbook_path, playbook_version, status,
+       to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+       to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+       parent_id, parent_step, last_seq
+FROM executions
+{where}
+ORDER BY created_at DESC, created_order DESC
+LIMIT %(limit)s OFFSET %(offset)s
+
+-- name: filter_status
+status = %(status)s
+
+-- name: filter_playbook_path
+playbook_path = %(playbook_path)s
+
+-- name: filter_parent_id
+parent_id = %(parent_id)s
+
+-- append ------------------------------------------------------------------------
+
+-- Per-execution ordering: the UPDATE takes the execution row's lock (held until
+-- commit) and only matches while last_seq is still the writer's expected_seq. A
+-- concurrent appender waits for the lock, then re-checks the condition against the
+-- committed row and matches nothing: a SeqConflict, and its transaction is rolled
+-- back. The status is only written when given (a HOT update otherwise).
+-- name: advance_execution
+UPDATE executions
+SET last_seq = %(new_seq)s, updated_at = %(now)s
+WHERE id = %(id)s AND last_seq = %(expected_seq)s
+
+-- name: advance_execution_with_status
+UPDATE executions
+SET last_seq = %(new_seq)s, updated_at = %(now)s, status = %(status)s
+WHERE id = %(id)s AND last_seq = %(expected_seq)s
+
+-- Fenced completion: matches no row when the lease was lost.
+-- name: complete_job
+DELETE FROM jobs
+WHERE id = %(id)s AND execution_id = %(execution_id)s AND lease_token = %(lease_token)s
+  AND status = 'leased'
+
+-- name: cancel_jobs
+DELETE FROM jobs WHERE execution_id = %(execution_id)s
+
+-- name: insert_event
+INSERT INTO events
+    (execution_id, seq, id, type, at, step, visit, idx, attempt, data, logic_version)
+VALUES
+    (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::json, %s)
+
+-- name: insert_job
+INSERT INTO jobs
+    (execution_id, step, visit, attempt, idx, pool, payload, available_at, due_at)
+VALUES
+    (%s, %s, %s, %s, %s, %s, %s::json, %s, %s)
+
+-- Wakes every watcher (LISTEN); delivered when the transaction commits.
+-- name: notify
+SELECT pg_notify(%(channel)s, %(message)s)
+
+-- The data column is json: returned as its text, decoded by the store (key order kept).
+-- name: read_events
+SELECT id, seq, type,
+       to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+       step, visit, idx, attempt, data::text, logic_version
+FROM events
+WHERE execution_id = %(execution_id)s AND seq > %(after_seq)s
+ORDER BY seq
+LIMIT %(limit)s
+
+-- queue -------------------------------------------------------------------------
+
+-- A job is due when queued and available, or leased with an expired lease; both
+-- are "due_at <= now". One statement walks the due jobs oldest first, skipping the
+-- rows other leasers hold locked, and marks each one leased with a fresh token.
+-- The returned rows carry their previous due_at so the caller can order them.
+-- %(pools)s is a text[] of pool names; %(with_null)s also selects jobs without a pool.
+-- name: lease_jobs_any_pool
+WITH due AS (
+    SELECT id, due_at
+    FROM jobs
+    WHERE due_at <= %(now)s
+    ORDER BY due_at, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE jobs AS j
+SET status = 'leased', lease_token = replace(gen_random_uuid()::text, '-', ''),
+    worker_id = %(worker_id)s, lease_expires_at = %(expires_at)s, due_at = %(expires_at)s,
+    leases = j.leases + 1
+FROM due
+WHERE j.id = due.id
+RETURNING j.id, j.execution_id, j.step, j.visit, j.attempt, j.idx, j.pool,
+          j.payload::text, j.leases, j.lease_token, due.due_at
+
+-- name: lease_jobs_in_pools
+WITH due AS (
+    SELECT id, due_at
+    FROM jobs
+    WHERE due_at <= %(now)s
+      AND (pool = ANY (%(pools)s::text[]) OR (%(with_null)s AND pool IS NULL))
+    ORDER BY due_at, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE jobs AS j
+SET status = 'leased', lease_token = replace(gen_random_uuid()::text, '-', ''),
+    worker_id = %(worker_id)s, lease_expires_at = %(expires_at)s, due_at = %(expires_at)s,
+    leases = j.leases + 1
+FROM due
+WHERE j.id = due.id
+RETURNING j.id, j.execution_id, j.step, j.visit, j.attempt, j.idx, j.pool,
+          j.payload::text, j.leases, j.lease_token, due.due_at
+
+-- name: heartbeat
+UPDATE jobs
+SET lease_expires_at = %(expires_at)s, due_at = %(expires_at)s
+WHERE id = %(id)s AND lease_token = %(lease_token)s AND status = 'leased'
+
+-- Back to the queue, keeping its place (available_at is already in the past), and
+-- wake the watchers: the job can be leased at once.
+-- name: release
+WITH released AS (
+    UPDATE jobs
+    SET status = 'queued', due_at = available_at, lease_token = NULL, worker_id = NULL,
+        lease_expires_at = NULL
+    WHERE id = %(id)s AND lease_token = %(lease_token)s AND status = 'leased'
+    RETURNING execution_id
+)
+SELECT pg_notify(%(channel)s, execution_id || ':1') FROM released
+
+-- Seconds from %(now)s to the earliest due_at, computed by the server on exact
+-- microsecond timestamps (0 when the job is due at exactly now).
+-- name: next_due_any_pool
+SELECT extract(epoch FROM min(due_at) - %(now)s)::float8 FROM jobs
+
+-- name: next_due_in_pools
+SELECT extract(epoch FROM min(due_at) - %(now)s)::float8 FROM jobs
+WHERE pool = ANY (%(pools)s::text[]) OR (%(with_null)s AND pool IS NULL)
+
+-- catalog -----------------------------------------------------------------------
+
+-- Registrations of one path are serialised, so two registering at once cannot both
+-- take the next version number.
+-- name: lock_catalog_path
+SELECT pg_advisory_xact_lock(hashtext('replaybook.catalog'), hashtext(%(path)s))
+
+-- name: latest_playbook
+SELECT path, version, name, content, content_hash,
+       to_char(registered_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+FROM catalog
+WHERE path = %(path)s
+ORDER BY version DESC
+LIMIT 1
+
+-- name: get_playbook_version
+SELECT path, version, name, content, content_hash,
+       to_char(registered_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+FROM catalog
+WHERE path = %(path)s AND version = %(version)s
+
+-- name: insert_playbook
+INSERT INTO catalog (path, version, name, content, content_hash, registered_at)
+VALUES (%(path)s, %(version)s, %(name)s, %(content)s, %(content_hash)s, %(registered_at)s)
+
+-- name: list_playbooks
+SELECT DISTINCT ON (path) path, version, name, content, content_hash,
+       to_char(registered_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+FROM catalog
+ORDER BY path, version DESC
+
+-- name: playbook_versions
+SELECT path, version, name, content, content_hash,
+       to_char(registered_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+FROM catalog
+WHERE path = %(path)s
+ORDER BY version
+
+-- credentials -------------------------------------------------------------------
+
+-- name: put_credential
+INSERT INTO credentials (name, type, data, created_at, updated_at)
+VALUES (%(name)s, %(type)s, %(data)s, %(now)s, %(now)s)
+ON CONFLICT (name) DO UPDATE SET type = excluded.type, data = excluded.data,
+    updated_at = excluded.updated_at
+
+-- name: get_credential
+SELECT name, type, data,
+       to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+       to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+FROM credentials
+WHERE name = %(name)s
+
+-- name: list_credentials
+SELECT name, type, data,
+       to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+       to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+FROM credentials
+ORDER BY name
+
+-- name: delete_credential
+DELETE FROM credentials WHERE name = %(name)s
+
+-- migrations --------------------------------------------------------------------
+
+-- Every opener takes this lock before looking at the schema, so concurrent openers
+-- apply each migration exactly once. %(scope)s is the schema name (or '').
+-- name: lock_migrations
+SELECT pg_advisory_xact_lock(hashtext('replaybook.migrations'), hashtext(%(scope)s))
+
+-- name: schema_migrations_exists
+SELECT to_regclass('schema_migrations') IS NOT NULL
+
+-- name: create_schema_migrations
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    integer     NOT NULL PRIMARY KEY,
+    name       text        NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)
+
+-- name: applied_migrations
+SELECT version FROM schema_migrations
+
+-- name: record_migration
+INSERT INTO schema_migrations (version, name) VALUES (%(version)s, %(name)s)
