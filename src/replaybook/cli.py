@@ -15,6 +15,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
+from replaybook.commands.db import app as _db_app
 from replaybook.errors import PlaybookInvalid, Problem, ReplaybookError, UsageError
 
 app = typer.Typer(
@@ -27,6 +28,7 @@ executions_app = typer.Typer(no_args_is_help=True, help="Inspect and operate exe
 catalog_app = typer.Typer(no_args_is_help=True, help="Browse registered playbooks.")
 app.add_typer(executions_app, name="executions")
 app.add_typer(catalog_app, name="catalog")
+app.add_typer(_db_app, name="db")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
 DbOpt = Annotated[

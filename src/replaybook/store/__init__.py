@@ -41,6 +41,7 @@ __all__ = [
     "UnsupportedBackend",
     "default_data_dir",
     "open_store",
+    "upgrade_store",
 ]
 
 DB_FILE_NAME = "replaybook.db"
@@ -62,16 +63,37 @@ def default_data_dir() -> Path:
 
 def open_store(url: str | None = None, *, clock: Callable[[], float] = time.time) -> Store:
     """Open the store `url` names (see the module docstring); migrations run on open."""
+    backend, target = _resolve(url)
+    if backend == "sqlite":
+        return _open_sqlite(target, clock)
+    return _open_postgres(target, clock)
+
+
+def upgrade_store(url: str | None = None) -> tuple[list[int], int]:
+    """Apply the pending schema migrations of the store `url` names (resolved like
+    open_store): (the versions applied now, the schema version after)."""
+    backend, target = _resolve(url)
+    if backend == "sqlite":
+        return _upgrade_sqlite(target)
+    try:
+        from replaybook.store.postgres.migrate import upgrade as upgrade_postgres
+    except ImportError as exc:
+        raise _no_psycopg(exc) from exc
+    return upgrade_postgres(target)
+
+
+def _resolve(url: str | None) -> tuple[str, str]:
+    """("sqlite", file path or ":memory:") or ("postgres", URL)."""
     if url is None:
         url = os.environ.get("REPLAYBOOK_DB") or str(default_data_dir() / DB_FILE_NAME)
     scheme, sep, rest = url.partition("://")
     if not sep:
-        return _open_sqlite(str(Path(url).expanduser()), clock)
+        return "sqlite", str(Path(url).expanduser())
     scheme = scheme.lower()
     if scheme == "sqlite":
-        return _open_sqlite(_sqlite_path(url, rest), clock)
+        return "sqlite", _sqlite_path(url, rest)
     if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
-        return _open_postgres(url, clock)
+        return "postgres", url
     raise StoreError(f"unknown store URL scheme {scheme!r} in {url!r}")
 
 
@@ -93,12 +115,36 @@ def _open_sqlite(path: str, clock: Callable[[], float]) -> Store:
     return SQLiteStore(path, clock=clock)
 
 
+def _upgrade_sqlite(path: str) -> tuple[list[int], int]:
+    import sqlite3
+
+    from replaybook.store.sqlite.migrate import applied_versions, apply_migrations, connect
+
+    try:
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        conn = connect(path, busy_timeout_ms=30_000)
+    except (OSError, sqlite3.Error) as exc:
+        raise StoreError(f"cannot open SQLite store {path}: {exc}") from exc
+    try:
+        applied = apply_migrations(conn)
+        return applied, max(applied_versions(conn), default=0)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot migrate SQLite store {path}: {exc}") from exc
+    finally:
+        conn.close()
+
+
 def _open_postgres(url: str, clock: Callable[[], float]) -> Store:
     try:
         from replaybook.store.postgres import PostgresStore
     except ImportError as exc:
-        raise UnsupportedBackend(
-            f"the PostgreSQL store needs psycopg and psycopg_pool"
-            f" (pip install 'replaybook[postgres]'): {exc}"
-        ) from exc
+        raise _no_psycopg(exc) from exc
     return PostgresStore(url, clock=clock)
+
+
+def _no_psycopg(exc: ImportError) -> UnsupportedBackend:
+    return UnsupportedBackend(
+        "the PostgreSQL store needs psycopg and psycopg_pool"
+        f" (pip install 'replaybook[postgres]'): {exc}"
+    )

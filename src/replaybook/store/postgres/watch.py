@@ -56,9 +56,7 @@ class ChangeWatcher:
         self._stopping = threading.Event()
         self._listening = threading.Event()
         self._wake_read, self._wake_write = os.pipe()
-        self._thread = threading.Thread(
-            target=self._run, name="replaybook-pg-watch", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, name="replaybook-pg-watch", daemon=True)
 
     def start(self) -> None:
         """Start the thread; return once it listens (or after a timeout, if the server
