@@ -150,12 +150,15 @@ class Engine:
                     return False
                 self.changed.wait(0.5 if left is None else min(0.5, left))
 
-    def snapshot(self, execution_id: str, step: str | None = None) -> dict[str, Any] | None:
+    def snapshot(
+        self, execution_id: str, step: str | None = None, *, refresh: bool = False
+    ) -> dict[str, Any] | None:
         """What a job of a running execution sees: workload, results so far, and
         execution metadata (and, for an iterator `step`, its item results); None
-        once the execution has finished."""
+        once the execution has finished. `refresh` reads the log's tail first (other
+        processes write to the store: the cached state may lag)."""
         with self._exec_lock(execution_id):
-            st = self._caught_up(execution_id)
+            st = self._caught_up(execution_id, refresh=refresh)
             if st.finished:
                 return None
             parent = st.parent or {}

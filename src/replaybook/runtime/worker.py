@@ -1,8 +1,13 @@
-"""A pool of worker threads leasing jobs from the store and running them.
+"""A pool of worker threads leasing jobs through a Coordinator and running them.
 
-Wake-ups: a worker waits on the engine's condition (notified after every commit in
-this process) with a timeout equal to the time until the next delayed job, and polls
-at most every `poll_seconds` for work written by other processes. No fixed sleeps.
+The coordinator is the engine in this process (`LocalCoordinator`) or a server
+(`replaybook.client.RemoteCoordinator`); the pool does not know which. One
+dispatcher thread leases for the whole pool, waiting inside `Coordinator.lease` for
+work (a condition notified by commits, store pushes, or the server's long poll), and
+on its own condition for a free slot. No fixed sleeps.
+
+Shutdown: `stop()` cancels running attempts (their outcome is still recorded);
+`drain()` leases nothing more and lets running jobs finish (SIGTERM).
 """
 
 from __future__ import annotations
@@ -19,20 +24,25 @@ from pathlib import Path
 from typing import Any
 
 from replaybook.core import events as ev
-from replaybook.errors import NotFound, StaleLease
+from replaybook.errors import StaleLease
 from replaybook.playbook.load import task_step
 from replaybook.playbook.model import Playbook, Step
+from replaybook.runtime.coordinator import Coordinator, Lessee, LocalCoordinator
 from replaybook.runtime.engine import Engine
 from replaybook.runtime.executor import JobContext, StepExecutor
-from replaybook.store.base import Event, Job, NewEvent
+from replaybook.store.base import Job, NewEvent
 
 log = logging.getLogger("replaybook.worker")
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
 class WorkerPool:
     def __init__(
         self,
-        engine: Engine,
+        coordinator: Coordinator | Engine,
         *,
         concurrency: int = 16,
         data_dir: Path,
@@ -43,27 +53,33 @@ class WorkerPool:
         worker_id: str | None = None,
         mark_after: float = 0.1,
     ) -> None:
-        self.engine = engine
-        self.store = engine.store
+        self.coordinator: Coordinator = (
+            LocalCoordinator(coordinator, poll_seconds=poll_seconds)
+            if isinstance(coordinator, Engine)
+            else coordinator
+        )
         self.concurrency = concurrency
         self.data_dir = data_dir
         self.services = dict(services or {})
-        self.pools = pools
+        self.pools = None if pools is None else tuple(pools)
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
-        self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.worker_id = worker_id or new_worker_id()
+        self.lessee = Lessee(self.worker_id, lease_seconds, self.pools)
         self.executor = StepExecutor()
-        self._stop = threading.Event()
+        self._stop = threading.Event()  # lease nothing more
+        self._cancel = threading.Event()  # and cancel what runs
         self._threads: list[threading.Thread] = []
         self._running: dict[int, tuple[Job, threading.Event]] = {}
         self._running_lock = threading.Lock()
+        self._slot_freed = threading.Condition(self._running_lock)
         self._inflight = 0
         self.mark_after = mark_after
         self._marks: dict[int, tuple[float, str, NewEvent]] = {}
         self._marks_lock = threading.Lock()
         self._tasks: dict[tuple[int, str], Step] = {}
         self._slots: ThreadPoolExecutor | None = None
-        engine.add_listener(self._on_commit)
+        self.coordinator.on_finished(self._on_finished)
 
     # -- lifecycle -------------------------------------------------------------
     def start(self) -> None:
@@ -81,46 +97,63 @@ class WorkerPool:
             self._threads.append(t)
 
     def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
+        """Stop now: running attempts are cancelled (and record that outcome)."""
+        self._cancel.set()
         with self._running_lock:
             for _, cancelled in self._running.values():
                 cancelled.set()
-        self.engine.work_available()
-        for t in self._threads:
-            t.join(timeout)
+        self._shutdown(timeout)
+
+    def drain(self, timeout: float | None = None) -> None:
+        """Stop leasing, let running jobs finish and report, then stop."""
+        self._shutdown(timeout)
+
+    def _shutdown(self, timeout: float | None) -> None:
+        self._stop.set()
+        self.coordinator.interrupt()
+        with self._running_lock:
+            self._slot_freed.notify_all()
+        others = self._threads[1:]
+        if self._threads:
+            self._threads[0].join(timeout)  # the dispatcher
         if self._slots is not None:
             self._slots.shutdown(wait=True, cancel_futures=True)
+        self._cancel.set()  # the heartbeat and marker threads end with the jobs
+        for t in others:
+            t.join(timeout)
+
+    def running(self) -> int:
+        with self._running_lock:
+            return self._inflight
 
     # -- loop ------------------------------------------------------------------
     def _dispatch(self) -> None:
-        """One thread leases for the whole pool (one store round trip per wake-up,
-        instead of every idle thread racing for the store) and hands jobs to the
-        thread pool, never more than there are free slots."""
-        assert self._slots is not None
+        """One thread leases for the whole pool (one round trip per wake-up, instead
+        of every idle thread racing for the queue) and hands jobs to the thread
+        pool, never more than there are free slots."""
         while not self._stop.is_set():
-            free = self.concurrency - self._inflight
-            seen = self.engine.generation
-            if free <= 0:
-                self._wait(seen, self.poll_seconds)
-                continue
+            with self._running_lock:
+                free = self.concurrency - self._inflight
+                if free <= 0:
+                    self._slot_freed.wait(self.poll_seconds)
+                    continue
             try:
-                jobs = self.store.lease_jobs(self.worker_id, free, self.lease_seconds, self.pools)
+                jobs = self.coordinator.lease(
+                    self.worker_id, free, self.lease_seconds, self.pools, self.poll_seconds * 10
+                )
             except Exception:
                 log.exception("leasing failed")
                 self._stop.wait(self.poll_seconds)
                 continue
-            if len(jobs) < free:
-                # The queue had no more due work: wait for a commit that enqueues
-                # some, the next delayed job, or the poll for other processes.
-                self._dispatch_jobs(jobs)
-                self._wait_for_work(seen)
-                continue
+            if self._stop.is_set() and jobs:
+                self.coordinator.release(jobs)
+                return
             self._dispatch_jobs(jobs)
 
     def release_slot(self) -> None:
         with self._running_lock:
             self._inflight -= 1
-        self.engine.work_available()
+            self._slot_freed.notify_all()
 
     def take_slot(self) -> None:
         with self._running_lock:
@@ -133,43 +166,25 @@ class WorkerPool:
                 self._inflight += 1
             self._slots.submit(self._run, job)
 
-    def _wait_for_work(self, seen: int) -> None:
-        wait = self.store.seconds_until_next_job(self.pools)
-        if wait == 0:
-            return
-        self._wait(seen, self.poll_seconds if wait is None else min(wait, self.poll_seconds))
-
-    def _wait(self, seen: int, timeout: float) -> None:
-        with self.engine.work:
-            if self.engine.generation == seen and not self._stop.is_set():
-                self.engine.work.wait(timeout)
-
     def _run(self, job: Job | None) -> None:
         """Run a job, then keep this thread's slot for the next one when the job
-        enqueued work: in a linear chain the next step runs here without a
+        enqueued exactly one: in a linear chain the next step runs here without a
         hand-off through the dispatcher."""
         while job is not None:
-            self._run_one(job)
-            job = None
-            if not self._stop.is_set() and getattr(self.engine.last_commit_jobs, "n", 0) == 1:
-                self.engine.last_commit_jobs.n = 0
-                leased = self.store.lease_jobs(self.worker_id, 1, self.lease_seconds, self.pools)
-                job = leased[0] if leased else None
-                if job is None:  # e.g. a delayed retry: the dispatcher must time it
-                    self.engine.work_available()
+            job = self._run_one(job)
+            if job is not None and self._stop.is_set():
+                self.coordinator.release([job])
+                job = None
         with self._running_lock:
             self._inflight -= 1
-            was_full = self._inflight == self.concurrency - 1
-        if was_full:
-            self.engine.work_available()
+            self._slot_freed.notify_all()
 
-    def _run_one(self, job: Job) -> None:
-        self.engine.last_commit_jobs.n = 0
+    def _run_one(self, job: Job) -> Job | None:
         cancelled = threading.Event()
         with self._running_lock:
             self._running[job.id] = (job, cancelled)
         try:
-            self._execute(job, cancelled)
+            return self._execute(job, cancelled)
         except StaleLease:
             log.info("job %s lost its lease; its outcome is discarded", job.id)
         except Exception:
@@ -177,16 +192,16 @@ class WorkerPool:
         finally:
             with self._running_lock:
                 self._running.pop(job.id, None)
+        return None
 
-    def _execute(self, job: Job, cancelled: threading.Event) -> None:
+    def _execute(self, job: Job, cancelled: threading.Event) -> Job | None:
         eid = job.execution_id
-        try:
-            pb = self.engine.playbook_of(eid)
-        except NotFound:
-            return
-        snap = self.engine.snapshot(eid, job.step)
-        if snap is None:
-            return
+        got = self.coordinator.context(job)
+        if got is None or got.snapshot is None:
+            return None
+        pb, snap = got.playbook, got.snapshot
+        if self._cancel.is_set():
+            cancelled.set()
         step = pb.step(job.step)
         phase = None
         names: dict[str, Any] = {}
@@ -212,7 +227,7 @@ class WorkerPool:
             workload=snap["workload"],
             results=snap["results"],
             execution=snap["execution"],
-            env=self.engine.env,
+            env=self.coordinator.env,
             data_dir=self.data_dir,
             services=self.services,
             cancelled=cancelled,
@@ -229,7 +244,8 @@ class WorkerPool:
             mark = self._marks.pop(job.id, None)
         if mark is not None:
             outcome.insert(0, mark[2])
-        self.engine.commit(eid, outcome, complete=job, wake_above=1)
+        chain = None if self._stop.is_set() else self.lessee
+        return self.coordinator.complete(job, outcome, chain=chain)
 
     def _task_step(self, pb: Playbook, step: Step) -> Step:
         key = (id(pb), step.name)
@@ -243,33 +259,36 @@ class WorkerPool:
         """Write `step.started` for attempts still running after `mark_after`
         seconds. A quick attempt writes its mark in the same transaction as its
         outcome instead, which saves a commit on the hot path of short steps."""
-        while not self._stop.wait(self.mark_after / 2):
+        while not self._cancel.wait(self.mark_after / 2):
             now = time.monotonic()
             with self._marks_lock:
                 due = [(k, m) for k, m in self._marks.items() if m[0] <= now]
                 for k, (_, eid, started) in due:
                     del self._marks[k]
                     try:
-                        self.engine.commit(eid, [started], decide_more=False)
+                        self.coordinator.record(eid, [started])
                     except Exception:
                         log.exception("could not record the start of job %s", k)
 
     # -- leases and cancellation ----------------------------------------------
     def _heartbeats(self) -> None:
         interval = max(self.lease_seconds / 3, 0.05)
-        while not self._stop.wait(interval):
+        while not self._cancel.wait(interval):
             with self._running_lock:
-                running = list(self._running.values())
-            for job, cancelled in running:
-                try:
-                    if not self.store.heartbeat(job, self.lease_seconds):
-                        cancelled.set()
-                except Exception:
-                    log.exception("heartbeat failed for job %s", job.id)
+                running = dict(self._running)
+            if not running:
+                continue
+            try:
+                lost = self.coordinator.heartbeat(
+                    [j for j, _ in running.values()], self.lease_seconds
+                )
+            except Exception:
+                log.exception("heartbeat failed")
+                continue
+            for job_id in lost:
+                running[job_id][1].set()
 
-    def _on_commit(self, execution_id: str, written: Sequence[Event]) -> None:
-        if not any(e.type in ev.TERMINAL_EXECUTION for e in written):
-            return
+    def _on_finished(self, execution_id: str) -> None:
         with self._running_lock:
             for job, cancelled in self._running.values():
                 if job.execution_id == execution_id:

@@ -1,0 +1,229 @@
+"""What a worker pool needs from the rest of the system, and its in-process form.
+
+A `WorkerPool` leases jobs, asks for what a job needs to run (its playbook and a
+snapshot of the execution), runs it and reports the outcome. Those calls form the
+`Coordinator` protocol. `LocalCoordinator` answers them with an `Engine` and its
+`Store` in this process (embedded runs, `replaybook worker --db`, and the server's
+queue endpoints); `replaybook.client.RemoteCoordinator` answers them over HTTP from a
+server (`replaybook worker --server`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from replaybook.core import events as ev
+from replaybook.errors import NotFound
+from replaybook.playbook.model import Playbook
+from replaybook.runtime.engine import Engine
+from replaybook.store.base import Event, Job, NewEvent
+
+log = logging.getLogger("replaybook.coordinator")
+
+# Called with an execution id when that execution reached a terminal status.
+FinishedCallback = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Lessee:
+    """Who leases, for how long, from which pools (`None`: every pool)."""
+
+    worker_id: str
+    lease_seconds: float
+    pools: tuple[str | None, ...] | None = None
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What a job needs before it runs: its playbook and the execution's snapshot
+    (None once the execution has finished: the job is then dropped)."""
+
+    playbook: Playbook
+    snapshot: Mapping[str, Any] | None
+
+
+class Coordinator(Protocol):
+    env: Mapping[str, str]
+
+    def lease(
+        self,
+        worker_id: str,
+        limit: int,
+        lease_seconds: float,
+        pools: Sequence[str | None] | None,
+        wait: float,
+    ) -> list[Job]:
+        """Lease up to `limit` due jobs; when none is due, wait up to `wait` seconds
+        for one (0: return at once)."""
+        ...
+
+    def context(self, job: Job) -> JobContext | None:
+        """The job's playbook and snapshot; None when its execution is gone."""
+        ...
+
+    def complete(self, job: Job, events: Sequence[NewEvent], *, chain: Lessee | None) -> Job | None:
+        """Record a job's outcome (fenced by its lease: StaleLease when lost). With
+        `chain`, when the outcome enqueued exactly one job, lease it for `chain` and
+        return it, so a linear chain runs without a hand-off."""
+        ...
+
+    def record(self, execution_id: str, events: Sequence[NewEvent]) -> None:
+        """Append events that decide nothing (a `step.started` mark)."""
+        ...
+
+    def heartbeat(self, jobs: Sequence[Job], lease_seconds: float) -> set[int]:
+        """Extend the leases of `jobs`; returns the ids of those whose lease is lost."""
+        ...
+
+    def release(self, jobs: Sequence[Job]) -> None:
+        """Give leased jobs back to the queue at once (graceful shutdown)."""
+        ...
+
+    def on_finished(self, fn: FinishedCallback) -> None:
+        """Call `fn` when an execution ends, as soon as this side learns of it."""
+        ...
+
+    def interrupt(self) -> None:
+        """Wake every `lease` waiting in this process (shutdown)."""
+        ...
+
+
+class LocalCoordinator:
+    """The coordinator over an Engine in this process.
+
+    `shared` says that other processes write to the same store (a server, workers
+    on `--db`): a snapshot then re-reads the log's tail, because the engine's cached
+    state may lag behind commits made elsewhere. Wake-ups for work enqueued by other
+    processes come from `Store.watch` when the backend can push, else from polling
+    every `poll_seconds`.
+    """
+
+    def __init__(self, engine: Engine, *, shared: bool = False, poll_seconds: float = 1.0) -> None:
+        self.engine = engine
+        self.store = engine.store
+        self.env: Mapping[str, str] = engine.env
+        self.shared = shared
+        self.poll_seconds = poll_seconds
+        self._closed = False
+        self._finished: list[FinishedCallback] = []
+        self._unwatch: Callable[[], None] | None = None
+        self._watch_lock = threading.Lock()
+        self._change_listeners: list[Callable[[str, int], None]] = []
+        engine.add_listener(self._on_commit)
+        if shared:
+            self._watch()
+
+    # -- wake-ups ------------------------------------------------------------------
+    def _watch(self) -> None:
+        with self._watch_lock:
+            if self._unwatch is None:
+                self._unwatch = self.store.watch(self._on_change)
+
+    @property
+    def pushes(self) -> bool:
+        """Whether other processes' appends are pushed to us (else: poll)."""
+        return self._unwatch is not None
+
+    def add_change_listener(self, fn: Callable[[str, int], None]) -> None:
+        """`fn(execution_id, jobs)` for appends made by other processes (pushed only)."""
+        self._change_listeners.append(fn)
+
+    def _on_change(self, execution_id: str, jobs: int) -> None:
+        if jobs > 0:
+            self.engine.work_available()
+        for fn in self._change_listeners:
+            try:
+                fn(execution_id, jobs)
+            except Exception:
+                log.exception("change listener failed")
+
+    def _on_commit(self, execution_id: str, written: Sequence[Event]) -> None:
+        if any(e.type in ev.TERMINAL_EXECUTION for e in written):
+            for fn in self._finished:
+                fn(execution_id)
+
+    def on_finished(self, fn: FinishedCallback) -> None:
+        self._finished.append(fn)
+
+    def interrupt(self) -> None:
+        self._closed = True
+        self.engine.work_available()
+
+    def close(self) -> None:
+        self.interrupt()
+        with self._watch_lock:
+            unwatch, self._unwatch = self._unwatch, None
+        if unwatch is not None:
+            unwatch()
+
+    # -- the protocol --------------------------------------------------------------
+    def lease(
+        self,
+        worker_id: str,
+        limit: int,
+        lease_seconds: float,
+        pools: Sequence[str | None] | None,
+        wait: float,
+    ) -> list[Job]:
+        deadline = time.monotonic() + wait
+        # Without pushes, the poll bounds the wait; with them it is only a safety net.
+        poll = self.poll_seconds * (5 if self.pushes else 1)
+        engine = self.engine
+        while True:
+            seen = engine.generation
+            jobs = self.store.lease_jobs(worker_id, limit, lease_seconds, pools)
+            left = deadline - time.monotonic()
+            if jobs or left <= 0 or self._closed:
+                return jobs
+            due = self.store.seconds_until_next_job(pools)
+            if due == 0:
+                continue  # taken by someone else between the two queries, or just due
+            timeout = min(left, poll if due is None else min(due, poll))
+            with engine.work:
+                # `seen` is compared under the lock, so a commit between the lease
+                # query and this wait cannot be missed.
+                if engine.generation == seen and not self._closed:
+                    engine.work.wait(timeout)
+
+    def context(self, job: Job) -> JobContext | None:
+        try:
+            pb = self.engine.playbook_of(job.execution_id)
+        except NotFound:
+            return None
+        snap = self.engine.snapshot(job.execution_id, job.step, refresh=self.shared)
+        return JobContext(pb, snap)
+
+    def complete(self, job: Job, events: Sequence[NewEvent], *, chain: Lessee | None) -> Job | None:
+        engine = self.engine
+        engine.commit(job.execution_id, events, complete=job, wake_above=0 if chain is None else 1)
+        enqueued = getattr(engine.last_commit_jobs, "n", 0)
+        engine.last_commit_jobs.n = 0
+        if chain is None or enqueued != 1:
+            return None
+        leased = self.store.lease_jobs(chain.worker_id, 1, chain.lease_seconds, chain.pools)
+        if not leased:
+            # A delayed retry (or another worker took it): let the waiters time it.
+            engine.work_available()
+            return None
+        return leased[0]
+
+    def record(self, execution_id: str, events: Sequence[NewEvent]) -> None:
+        self.engine.commit(execution_id, events, decide_more=False)
+
+    def heartbeat(self, jobs: Sequence[Job], lease_seconds: float) -> set[int]:
+        lost: set[int] = set()
+        for job in jobs:
+            if not self.store.heartbeat(job, lease_seconds):
+                lost.add(job.id)
+        return lost
+
+    def release(self, jobs: Sequence[Job]) -> None:
+        for job in jobs:
+            self.store.release(job)
+        if jobs:
+            self.engine.work_available()
