@@ -15,8 +15,10 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
+from replaybook.commands.credential import app as _credential_app
 from replaybook.commands.db import app as _db_app
 from replaybook.errors import PlaybookInvalid, Problem, ReplaybookError, UsageError
+from replaybook.masking import env_masker
 
 app = typer.Typer(
     add_completion=False,
@@ -28,6 +30,7 @@ executions_app = typer.Typer(no_args_is_help=True, help="Inspect and operate exe
 catalog_app = typer.Typer(no_args_is_help=True, help="Browse registered playbooks.")
 app.add_typer(executions_app, name="executions")
 app.add_typer(catalog_app, name="catalog")
+app.add_typer(_credential_app, name="credential")
 app.add_typer(_db_app, name="db")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
@@ -37,11 +40,13 @@ DbOpt = Annotated[
 
 
 def _emit(obj: Any) -> None:
+    obj = env_masker(os.environ).mask(obj)  # secrets never reach the output (spec §10)
     sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
     sys.stdout.flush()
 
 
 def _err(msg: str) -> None:
+    msg = env_masker(os.environ).mask_text(msg)
     sys.stderr.write(msg.rstrip("\n") + "\n")
 
 
@@ -424,6 +429,9 @@ def main() -> None:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    from replaybook.masking import install_log_masking
+
+    install_log_masking()
     try:
         # Without standalone mode click returns the code of a typer.Exit.
         rc = app(standalone_mode=False)

@@ -148,7 +148,8 @@ class Masker:
 
 EMPTY = Masker()
 
-_env_cache: tuple[Mapping[str, str], Masker] | None = None
+# id(env) -> (env, its masker); the env is kept so that its id cannot be reused.
+_env_cache: dict[int, tuple[Mapping[str, str], Masker]] = {}
 
 
 def env_secrets(env: Mapping[str, str]) -> list[str]:
@@ -157,14 +158,15 @@ def env_secrets(env: Mapping[str, str]) -> list[str]:
 
 def env_masker(env: Mapping[str, str]) -> Masker:
     """The masker of `env`'s secret-named variables. Every job asks for it, so the
-    last one is kept: asking again with the same mapping object costs one `is` test
+    last few are kept: asking again with the same mapping object costs a dict lookup
     (an engine's env is a private copy, never changed after it is made)."""
-    global _env_cache
-    cached = _env_cache
+    cached = _env_cache.get(id(env))
     if cached is not None and cached[0] is env:
         return cached[1]
     masker = Masker(env_secrets(env))
-    _env_cache = (env, masker)
+    if len(_env_cache) >= 8:
+        _env_cache.clear()
+    _env_cache[id(env)] = (env, masker)
     KNOWN.add_all(masker.secrets)
     return masker
 

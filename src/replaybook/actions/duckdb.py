@@ -20,6 +20,12 @@ columns are parsed; other values go through `to_json_value`.
 `<data_dir>/duckdb/<execution_id>.duckdb`, shared by its duckdb steps. Connections
 stay open and are reused; one lock per database makes concurrent steps on one file
 take turns. The runner closes an execution's file with `close(default_path(...))`.
+`auth` (resolved by the executor from stored credentials; one or a list) runs first
+on the step's connection, see `auth_statements`: a `postgres` credential is attached
+(`ATTACH IF NOT EXISTS '<conninfo>' AS <alias> (TYPE postgres)`, alias from the
+auth's `alias` override, else the credential's name); an `s3` credential becomes a
+temporary secret (`CREATE OR REPLACE SECRET <name> (TYPE s3, KEY_ID ..., ...)`,
+kept in memory only, never in the database file).
 A step whose time runs out is interrupted (`conn.interrupt()`) and fails with
 StepTimeout; a cancelled one is interrupted too. After a failure an open transaction
 is rolled back, so the next step starts clean. Statements run in autocommit mode
@@ -177,6 +183,7 @@ class DuckDBAction:
         database = spec.get("database") or DuckDBConnections.default_path(
             ctx.data_dir, ctx.execution_id
         )
+        setup = auth_statements(spec.get("auth"))
         deadline = None if ctx.timeout is None else time.monotonic() + ctx.timeout
         while True:
             db = conns.get(database)
@@ -185,7 +192,7 @@ class DuckDBAction:
                 break
             db.lock.release()  # closed while we waited: open it again
         try:
-            return _run_locked(db, statements, params, max_rows, deadline, ctx)
+            return _run_locked(db, statements, params, max_rows, deadline, ctx, setup)
         finally:
             db.lock.release()
 
@@ -209,6 +216,7 @@ def _run_locked(
     max_rows: int,
     deadline: float | None,
     ctx: ActionContext,
+    setup: list[tuple[str, str]] = [],  # noqa: B006 (never mutated)
 ) -> dict[str, Any]:
     import duckdb
 
@@ -221,6 +229,7 @@ def _run_locked(
         db.running = True
     watcher.start()
     try:
+        _run_setup(db.conn, setup)
         return _execute(db.conn, statements, params, max_rows)
     except duckdb.InterruptException:
         _rollback(db.conn)
@@ -281,6 +290,93 @@ def _execute(
     if last_query is not None:
         return last_query
     return {"rows": [], "columns": [], "row_count": changed}
+
+
+def auth_statements(auth: Any) -> list[tuple[str, str]]:
+    """(label, SQL) making resolved credential fields usable in DuckDB: ATTACH for
+    postgres, CREATE SECRET for s3. The SQL holds secret values: it is executed,
+    never logged, and errors about it are masked by the executor."""
+    if auth is None or auth == {} or auth == []:
+        return []
+    items = auth if isinstance(auth, list) else [auth]
+    out: list[tuple[str, str]] = []
+    for item in items:
+        if not isinstance(item, Mapping):
+            raise ActionError("duckdb step: `auth` must name a postgres or s3 credential")
+        kind = item.get("type")
+        name = str(item.get("credential") or item.get("alias") or kind or "auth")
+        label = f"auth '{name}'"
+        if kind == "postgres":
+            from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+            from replaybook.actions.postgres import postgres_conninfo
+
+            params = conninfo_to_dict(postgres_conninfo({"auth": item}, f"duckdb step {label}"))
+            # The connection goes into a (temporary) DuckDB secret, which
+            # duckdb_secrets() shows redacted; the ATTACH path, which
+            # duckdb_databases() shows, keeps only the options that are not secret.
+            parts = ["TYPE postgres"]
+            for keyword, option in _PG_SECRET_KEYS.items():
+                value = params.pop(keyword, None)
+                if value not in (None, ""):
+                    parts.append(f"{option} {_literal(str(value))}")
+            secret_name = _identifier(f"rb_pg_{name}")
+            alias = _identifier(str(item.get("alias") or item.get("as") or name))
+            rest = make_conninfo("", **{k: v for k, v in params.items() if v is not None})
+            options = f"TYPE postgres, SECRET {secret_name}"
+            if item.get("read_only"):
+                options += ", READ_ONLY"
+            out.append(
+                (label, f"CREATE OR REPLACE SECRET {secret_name} ({', '.join(parts)})")
+            )
+            sql = f"ATTACH IF NOT EXISTS {_literal(rest)} AS {alias} ({options})"
+        elif kind == "s3":
+            parts = ["TYPE s3"]
+            for key in ("key_id", "secret", "region", "endpoint", "session_token",
+                        "url_style", "scope"):
+                if item.get(key) not in (None, ""):
+                    parts.append(f"{key.upper()} {_literal(str(item[key]))}")
+            if item.get("use_ssl") is not None:
+                use_ssl = str(item["use_ssl"]).lower() in ("1", "true", "yes", "on")
+                parts.append(f"USE_SSL {'true' if use_ssl else 'false'}")
+            secret_name = _identifier(str(item.get("secret_name") or name))
+            sql = f"CREATE OR REPLACE SECRET {secret_name} ({', '.join(parts)})"
+        else:
+            raise ActionError(
+                f"duckdb step {label}: a credential of type {kind} cannot be used by duckdb "
+                "(postgres or s3)"
+            )
+        out.append((label, sql))
+    return out
+
+
+_PG_SECRET_KEYS = {
+    "host": "HOST",
+    "port": "PORT",
+    "dbname": "DATABASE",
+    "user": "USER",
+    "password": "PASSWORD",
+}
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _run_setup(conn: duckdb.DuckDBPyConnection, setup: list[tuple[str, str]]) -> None:
+    import duckdb
+
+    for label, sql in setup:
+        try:
+            conn.execute(sql)
+        except duckdb.InterruptException:
+            raise
+        except duckdb.Error as exc:
+            raise ActionError(f"duckdb {label}: {exc}") from None
 
 
 def _returns_rows(statement: duckdb.Statement, description: list[Any] | None) -> bool:

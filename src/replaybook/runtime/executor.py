@@ -229,14 +229,12 @@ class StepExecutor:
         from replaybook.credentials import Credentials, resolve_auth
 
         rendered = TEMPLATES.render(auth, ctx, f"{what} field 'auth'")
-        credentials = jc.services.get("credentials")
-        return resolve_auth(
-            rendered,
-            credentials if isinstance(credentials, Credentials) else None,
-            scope,
-            what,
-            expect=AUTH_TYPES.get(action_type or "", ()),
-        )
+        found = jc.services.get("credentials")
+        credentials = found if isinstance(found, Credentials) else None
+        expect = AUTH_TYPES.get(action_type or "", ())
+        if isinstance(rendered, list):  # duckdb: several databases or secrets
+            return [resolve_auth(a, credentials, scope, what, expect=expect) for a in rendered]
+        return resolve_auth(rendered, credentials, scope, what, expect=expect)
 
     def _save(
         self,
