@@ -490,7 +490,10 @@ def resolve_auth(
         raise CredentialError(f"{what}: `auth` must be a credential name or a mapping")
     if credentials is None:
         raise CredentialError(f"{what}: credential '{name}' cannot be read: no credential store")
-    cred = credentials.get(name)
+    try:
+        cred = credentials.get(name)
+    except CredentialError as exc:
+        raise CredentialError(f"{what}: {exc.message}") from None
     wanted = overrides.pop("type", None)
     if wanted is not None and wanted != cred.type:
         raise CredentialError(

@@ -465,7 +465,9 @@ class _Builder:
         action.timeout = parse_timeout(*pop("timeout"), r)
         action.save = self.typed(pop("save"), Mapping, "save must be a mapping")
         action.auth = self.typed(
-            pop("auth"), str | Mapping, "auth must be a credential name or a mapping"
+            pop("auth"),
+            str | Mapping | list,
+            "auth must be a credential name, a mapping, or a list of them (duckdb)",
         )
         action.pool = self.typed(pop("pool"), str, "pool must be a string")
         desc = pop("desc")[0]
