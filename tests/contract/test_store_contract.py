@@ -516,3 +516,70 @@ def test_credentials_put_get_list_delete(store: Store, clock: FakeClock) -> None
     assert store.delete_credential("pg") is True
     assert store.delete_credential("pg") is False
     assert [c.name for c in store.list_credentials()] == ["api"]
+
+
+# -- retention -----------------------------------------------------------------------
+
+
+def _finished(store: Store, execution_id: str, status: str, parent: str | None = None) -> str:
+    store.create_execution(execution_id, "flows/a.yaml", 1, parent_id=parent)
+    store.append(execution_id, 0, [ev("execution.started")], [job()])
+    store.append(execution_id, 1, [ev("execution.finished")], status=status)
+    return execution_id
+
+
+def _iso_at(clock: FakeClock, offset: float = 0.0) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(clock() + offset, UTC).isoformat()
+
+
+def test_prune_deletes_old_finished_trees_with_events_jobs_and_children(
+    store: Store, clock: FakeClock
+) -> None:
+    old = _finished(store, "old", "completed")
+    _finished(store, "old_child", "completed", parent=old)
+    _finished(store, "old_grandchild", "failed", parent="old_child")
+    _finished(store, "old_failed", "failed")
+    _finished(store, "old_cancelled", "cancelled")
+    busy = started(store, "old_running")
+    _finished(store, "done_child_of_running", "completed", parent=busy)
+    _finished(store, "root_with_running_child", "completed")
+    store.create_execution("running_child", "flows/a.yaml", 1, parent_id="root_with_running_child")
+    clock.advance(3600)
+    cutoff = _iso_at(clock)
+    clock.advance(1)
+    _finished(store, "recent", "completed")
+
+    assert store.prune_executions(cutoff, ["completed"], dry_run=True) == [
+        "old",
+        "old_child",
+        "old_grandchild",
+    ]
+    assert store.get_execution("old") is not None  # a dry run deletes nothing
+
+    pruned = store.prune_executions(cutoff, ["completed"])
+    assert pruned == ["old", "old_child", "old_grandchild"]
+    for gone in pruned:
+        assert store.get_execution(gone) is None
+        assert store.read_events(gone) == []
+    leased = {j.execution_id for j in all_jobs(store)}
+    assert not leased & set(pruned)  # their jobs went too
+    assert {"recent", "old_failed", "old_cancelled", "done_child_of_running"} <= leased
+    for kept in ("old_failed", "old_running", "root_with_running_child", "recent"):
+        assert store.get_execution(kept) is not None
+    assert store.list_executions(parent_id="root_with_running_child") != []
+
+    assert store.prune_executions(cutoff, ["failed", "cancelled"]) == [
+        "old_cancelled",
+        "old_failed",
+    ]
+    assert store.prune_executions(cutoff, ["completed", "failed", "cancelled"]) == []
+
+
+def test_prune_refuses_running_and_unknown_statuses(store: Store, clock: FakeClock) -> None:
+    started(store)
+    for statuses in (["running"], ["completed", "running"], ["done"], []):
+        with pytest.raises(ValueError, match="cannot prune"):
+            store.prune_executions(_iso_at(clock, 10), statuses)
+    assert store.get_execution("ex1") is not None

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 
@@ -124,6 +125,28 @@ class StoredCredential:
     updated_at: str
 
 
+FINISHED_STATUSES = ("completed", "failed", "cancelled")
+
+
+def check_prune_statuses(statuses: Sequence[str]) -> list[str]:
+    """The statuses to prune, refusing any that is not finished (never `running`)."""
+    bad = [s for s in statuses if s not in FINISHED_STATUSES]
+    if bad or not statuses:
+        raise ValueError(
+            f"cannot prune executions with status {', '.join(map(repr, bad)) or '(none)'}: "
+            f"use {', '.join(FINISHED_STATUSES)}"
+        )
+    return list(dict.fromkeys(statuses))
+
+
+def iso_seconds(instant: str) -> float:
+    """Unix seconds of an ISO-8601 instant (one without a zone is taken as UTC)."""
+    parsed = datetime.fromisoformat(instant)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
 # Called with an execution id when another process appended events to it, and with
 # how many jobs that append enqueued.
 ChangeCallback = Callable[[str, int], None]
@@ -174,6 +197,17 @@ class Store(Protocol):
         limit: int = 50,
         offset: int = 0,
     ) -> list[ExecutionInfo]: ...
+
+    def prune_executions(
+        self, before: str, statuses: Sequence[str], *, dry_run: bool = False
+    ) -> list[str]:
+        """Delete finished top-level executions whose status is in `statuses` and
+        that last changed before `before` (ISO-8601 UTC), with their child executions,
+        events and jobs, in one transaction. A tree with a running execution in it is
+        never touched. Returns the ids deleted (with `dry_run`, that would be), roots
+        and children, sorted by root. Raises ValueError for a status that is not a
+        finished one (completed, failed, cancelled)."""
+        ...
 
     # -- queue -----------------------------------------------------------------
     def lease_jobs(

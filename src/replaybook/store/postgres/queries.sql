@@ -230,6 +230,36 @@ ORDER BY name
 -- name: delete_credential
 DELETE FROM credentials WHERE name = %(name)s
 
+-- retention ---------------------------------------------------------------------
+
+-- Top-level executions finished before %(before)s with a status in %(statuses)s, and
+-- every execution below them; a tree with any execution still running is left whole.
+-- The roots are locked so a concurrent append cannot revive one while it is pruned.
+-- Rows are (root id, id).
+-- name: prunable_executions
+WITH RECURSIVE roots AS (
+    SELECT id, status FROM executions
+    WHERE parent_id IS NULL AND updated_at < %(before)s
+      AND status = ANY (%(statuses)s::text[])
+    FOR UPDATE
+), tree (root, id, status) AS (
+    SELECT id, id, status FROM roots
+    UNION ALL
+    SELECT tree.root, e.id, e.status FROM executions e JOIN tree ON e.parent_id = tree.id
+)
+SELECT root, id FROM tree
+WHERE root NOT IN (SELECT root FROM tree WHERE status = 'running')
+ORDER BY root, id
+
+-- name: prune_events
+DELETE FROM events WHERE execution_id = ANY (%(ids)s::text[])
+
+-- name: prune_jobs
+DELETE FROM jobs WHERE execution_id = ANY (%(ids)s::text[])
+
+-- name: prune_executions
+DELETE FROM executions WHERE id = ANY (%(ids)s::text[])
+
 -- migrations --------------------------------------------------------------------
 
 -- Every opener takes this lock before looking at the schema, so concurrent openers

@@ -174,6 +174,33 @@ SELECT name, type, data, created_at, updated_at FROM credentials ORDER BY name
 -- name: delete_credential
 DELETE FROM credentials WHERE name = :name
 
+-- retention ---------------------------------------------------------------------
+
+-- Top-level executions finished before :before with a status in :statuses (a JSON
+-- array), and every execution below them; a tree with any execution still running is
+-- left whole. Rows are (root id, id).
+-- name: prunable_executions
+WITH RECURSIVE tree (root, id, status) AS (
+    SELECT id, id, status FROM executions
+    WHERE parent_id IS NULL AND updated_at < :before
+      AND status IN (SELECT value FROM json_each(:statuses))
+    UNION ALL
+    SELECT tree.root, e.id, e.status FROM executions e JOIN tree ON e.parent_id = tree.id
+)
+SELECT root, id FROM tree
+WHERE root NOT IN (SELECT root FROM tree WHERE status = 'running')
+ORDER BY root, id
+
+-- :ids is a JSON array of execution ids.
+-- name: prune_events
+DELETE FROM events WHERE execution_id IN (SELECT value FROM json_each(:ids))
+
+-- name: prune_jobs
+DELETE FROM jobs WHERE execution_id IN (SELECT value FROM json_each(:ids))
+
+-- name: prune_executions
+DELETE FROM executions WHERE id IN (SELECT value FROM json_each(:ids))
+
 -- migrations --------------------------------------------------------------------
 
 -- name: create_schema_migrations

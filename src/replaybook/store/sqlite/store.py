@@ -33,6 +33,8 @@ from replaybook.store.base import (
     NewEvent,
     NewJob,
     StoredCredential,
+    check_prune_statuses,
+    iso_seconds,
 )
 from replaybook.store.sqlite.migrate import apply_migrations, connect
 from replaybook.store.sqlite.sql import QUERIES
@@ -64,6 +66,8 @@ _PUT_CREDENTIAL: Final = QUERIES["put_credential"]
 _GET_CREDENTIAL: Final = QUERIES["get_credential"]
 _LIST_CREDENTIALS: Final = QUERIES["list_credentials"]
 _DELETE_CREDENTIAL: Final = QUERIES["delete_credential"]
+_PRUNABLE_EXECUTIONS: Final = QUERIES["prunable_executions"]
+_PRUNE: Final = (QUERIES["prune_events"], QUERIES["prune_jobs"], QUERIES["prune_executions"])
 _LIST_FILTERS: Final = ("status", "playbook_path", "parent_id")
 
 # Key order is kept exactly (never sorted); NaN/Infinity are not JSON, so refused.
@@ -322,6 +326,20 @@ class SQLiteStore:
         with self._read() as conn:
             rows = conn.execute(sql, params).fetchall()
         return [ExecutionInfo(*row) for row in rows]
+
+    def prune_executions(
+        self, before: str, statuses: Sequence[str], *, dry_run: bool = False
+    ) -> list[str]:
+        params = {
+            "before": iso_utc(iso_seconds(before)),
+            "statuses": _encode_json(check_prune_statuses(statuses)),
+        }
+        with self._write() as conn:
+            ids = [row[1] for row in conn.execute(_PRUNABLE_EXECUTIONS, params)]
+            if ids and not dry_run:
+                for sql in _PRUNE:
+                    conn.execute(sql, {"ids": _encode_json(ids)})
+        return ids
 
     # -- queue -------------------------------------------------------------------
 
