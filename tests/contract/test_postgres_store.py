@@ -360,6 +360,21 @@ def test_parse_message() -> None:
     assert parse_message("ex:x") is None
 
 
+def test_reads_survive_the_server_dropping_the_pooled_connections(open_pg: Any, url: str) -> None:
+    store = open_pg()
+    store.create_execution("ex", "f.yaml", 1)
+    with connect(parse_url(url)) as admin:
+        killed = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+    assert killed and all(ok for (ok,) in killed)
+    info = store.get_execution("ex")  # its connection is dead: tried again on a new one
+    assert info is not None and info.last_seq == 0
+    store.append("ex", 0, [NewEvent("a")])
+    assert [e.type for e in store.read_events("ex")] == ["a"]
+
+
 # -- URLs and errors ---------------------------------------------------------------
 
 

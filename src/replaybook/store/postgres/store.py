@@ -136,6 +136,7 @@ class PostgresStore:
         self._watchers: list[ChangeWatcher] = []
         self._lock = threading.Lock()
         self._closed = False
+        self._checking = False
         with connect(self._target) as conn:
             try:
                 apply_migrations(conn, self._target)
@@ -185,7 +186,51 @@ class PostgresStore:
             with self._pool.connection() as conn:
                 yield conn
         except psycopg.Error as exc:
+            if isinstance(exc, psycopg.OperationalError):
+                self._check_pool_soon()
             raise StoreError(f"{self}: {exc}") from exc
+
+    def _fetch(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        """Rows of one read-only statement. A read is safe to repeat, so one that
+        finds its pooled connection dead (the server restarted) is tried again on a
+        fresh connection instead of failing."""
+        for attempt in (1, 2):
+            conn: Connection | None = None
+            try:
+                with self._pool.connection() as conn:
+                    return conn.execute(sql, params).fetchall()
+            except psycopg.Error as exc:
+                if isinstance(exc, psycopg.OperationalError):
+                    self._check_pool_soon()
+                    if attempt == 1 and conn is not None and conn.broken and not self._closed:
+                        continue
+                raise StoreError(f"{self}: {exc}") from exc
+        raise AssertionError("unreachable")
+
+    def _fetch_one(
+        self, sql: str, params: Mapping[str, Any] | None = None
+    ) -> tuple[Any, ...] | None:
+        rows = self._fetch(sql, params)
+        return rows[0] if rows else None
+
+    def _check_pool_soon(self) -> None:
+        """After a connection error, test the idle pooled connections in the
+        background, so the ones the same outage broke are replaced before use."""
+        with self._lock:
+            if self._checking or self._closed:
+                return
+            self._checking = True
+
+        def check() -> None:
+            try:
+                self._pool.check()
+            except psycopg.Error:
+                pass  # a hint only; the next use reports what is wrong
+            finally:
+                with self._lock:
+                    self._checking = False
+
+        threading.Thread(target=check, name="replaybook-pg-pool-check", daemon=True).start()
 
     # -- executions and events ---------------------------------------------------
 
@@ -310,8 +355,7 @@ class PostgresStore:
         self, execution_id: str, after_seq: int = 0, limit: int | None = None
     ) -> list[Event]:
         params = {"execution_id": execution_id, "after_seq": after_seq, "limit": limit}
-        with self._connection() as conn:
-            rows = conn.execute(_READ_EVENTS, params).fetchall()
+        rows = self._fetch(_READ_EVENTS, params)
         return [
             Event(r[0], execution_id, r[1], r[2], r[3], r[4], r[5], r[6], r[7],
                   _decode_json(r[8]), r[9])
@@ -319,8 +363,7 @@ class PostgresStore:
         ]  # fmt: skip
 
     def get_execution(self, execution_id: str) -> ExecutionInfo | None:
-        with self._connection() as conn:
-            row = conn.execute(_GET_EXECUTION, {"id": execution_id}).fetchone()
+        row = self._fetch_one(_GET_EXECUTION, {"id": execution_id})
         return None if row is None else ExecutionInfo(*row)
 
     def list_executions(
@@ -341,9 +384,7 @@ class PostgresStore:
             "limit": limit,
             "offset": offset,
         }
-        with self._connection() as conn:
-            rows = conn.execute(sql, params).fetchall()
-        return [ExecutionInfo(*row) for row in rows]
+        return [ExecutionInfo(*row) for row in self._fetch(sql, params)]
 
     def prune_executions(
         self, before: str, statuses: Sequence[str], *, dry_run: bool = False
@@ -423,8 +464,7 @@ class PostgresStore:
         else:
             sql = _NEXT_DUE_IN_POOLS
             params.update(_pool_params(pools))
-        with self._connection() as conn:
-            row = conn.execute(sql, params).fetchone()
+        row = self._fetch_one(sql, params)
         if row is None or row[0] is None:
             return None
         return max(0.0, float(row[0]))
@@ -454,23 +494,17 @@ class PostgresStore:
         return CatalogEntry(path, version, name, content, digest, _iso(instant)), True
 
     def get_playbook(self, path: str, version: int | None = None) -> CatalogEntry | None:
-        with self._connection() as conn:
-            if version is None:
-                row = conn.execute(_LATEST_PLAYBOOK, {"path": path}).fetchone()
-            else:
-                params = {"path": path, "version": version}
-                row = conn.execute(_GET_PLAYBOOK_VERSION, params).fetchone()
+        if version is None:
+            row = self._fetch_one(_LATEST_PLAYBOOK, {"path": path})
+        else:
+            row = self._fetch_one(_GET_PLAYBOOK_VERSION, {"path": path, "version": version})
         return None if row is None else CatalogEntry(*row)
 
     def list_playbooks(self) -> list[CatalogEntry]:
-        with self._connection() as conn:
-            rows = conn.execute(_LIST_PLAYBOOKS).fetchall()
-        return [CatalogEntry(*row) for row in rows]
+        return [CatalogEntry(*row) for row in self._fetch(_LIST_PLAYBOOKS)]
 
     def playbook_versions(self, path: str) -> list[CatalogEntry]:
-        with self._connection() as conn:
-            rows = conn.execute(_PLAYBOOK_VERSIONS, {"path": path}).fetchall()
-        return [CatalogEntry(*row) for row in rows]
+        return [CatalogEntry(*row) for row in self._fetch(_PLAYBOOK_VERSIONS, {"path": path})]
 
     # -- credentials -----------------------------------------------------------------
 
@@ -480,14 +514,11 @@ class PostgresStore:
             conn.execute(_PUT_CREDENTIAL, params)
 
     def get_credential(self, name: str) -> StoredCredential | None:
-        with self._connection() as conn:
-            row = conn.execute(_GET_CREDENTIAL, {"name": name}).fetchone()
+        row = self._fetch_one(_GET_CREDENTIAL, {"name": name})
         return None if row is None else _credential(row)
 
     def list_credentials(self) -> list[StoredCredential]:
-        with self._connection() as conn:
-            rows = conn.execute(_LIST_CREDENTIALS).fetchall()
-        return [_credential(row) for row in rows]
+        return [_credential(row) for row in self._fetch(_LIST_CREDENTIALS)]
 
     def delete_credential(self, name: str) -> bool:
         with self._connection() as conn:
