@@ -17,6 +17,7 @@ import typer
 
 from replaybook.commands.credential import app as _credential_app
 from replaybook.commands.db import app as _db_app
+from replaybook.commands.log_format import log_format_option as _log_format_option
 from replaybook.commands.prune import prune as _prune_command
 from replaybook.commands.schema import schema as _schema_command
 from replaybook.errors import PlaybookInvalid, Problem, ReplaybookError, UsageError
@@ -36,6 +37,7 @@ app.add_typer(_credential_app, name="credential")
 app.add_typer(_db_app, name="db")
 app.command("schema")(_schema_command)
 executions_app.command("prune")(_prune_command)
+app.callback()(_log_format_option)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
 DbOpt = Annotated[

@@ -25,6 +25,7 @@ from typing import Any
 
 from replaybook.core import events as ev
 from replaybook.errors import StaleLease
+from replaybook.observability.context import job_scope
 from replaybook.playbook.load import task_step
 from replaybook.playbook.model import Playbook, Step
 from replaybook.runtime.coordinator import Coordinator, Lessee, LocalCoordinator
@@ -184,7 +185,8 @@ class WorkerPool:
         with self._running_lock:
             self._running[job.id] = (job, cancelled)
         try:
-            return self._execute(job, cancelled)
+            with job_scope(job):  # logs and traces inside name the job
+                return self._execute(job, cancelled)
         except StaleLease:
             log.info("job %s lost its lease; its outcome is discarded", job.id)
         except Exception:
