@@ -45,6 +45,19 @@ DbOpt = Annotated[
 ]
 
 
+ServerOpt = Annotated[
+    str | None,
+    typer.Option("--server", help="Server URL; default $REPLAYBOOK_SERVER (none: embedded)."),
+]
+
+
+def _api(server: str | None) -> Any:
+    """An API client when a server is named (--server or $REPLAYBOOK_SERVER)."""
+    from replaybook.commands.remote import api_for
+
+    return api_for(server)
+
+
 def _emit(obj: Any) -> None:
     obj = env_masker(os.environ).mask(obj)  # secrets never reach the output (spec §10)
     sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
@@ -137,8 +150,9 @@ def run(
     strict: Annotated[bool, typer.Option(help="Unknown keys are errors.")] = False,
     as_json: JsonOpt = False,
     db: DbOpt = None,
+    server: ServerOpt = None,
 ) -> None:
-    """Run a playbook to its end (embedded: SQLite + DuckDB, no server)."""
+    """Run a playbook to its end (embedded: SQLite + DuckDB; or on a server)."""
     from replaybook.playbook.load import load_file
 
     try:
@@ -148,6 +162,14 @@ def run(
     for w in warnings:
         _err(f"warning: {w}")
     data = parse_payload(payload, set_)
+    api = _api(server)
+    if api is not None:
+        from replaybook.commands.execute import run_on_server
+
+        def invalid(e: PlaybookInvalid) -> NoReturn:
+            _invalid(e.problems, as_json)
+
+        run_on_server(api, pb, file, data, catalog, as_json, invalid)
     store = _open_store(db)
     from replaybook.runtime.embedded import EmbeddedRunner
 
@@ -241,8 +263,14 @@ def executions_list(
     offset: Annotated[int, typer.Option()] = 0,
     as_json: JsonOpt = False,
     db: DbOpt = None,
+    server: ServerOpt = None,
 ) -> None:
     """List executions, newest first."""
+    api = _api(server)
+    if api is not None:
+        from replaybook.commands import remote
+
+        return remote.executions_list(api, status, playbook, limit, offset, as_json)
     store = _open_store(db)
     rows = store.list_executions(status=status, playbook_path=playbook, limit=limit, offset=offset)
     if as_json:
@@ -272,8 +300,15 @@ def _info_dict(r: Any) -> dict[str, Any]:
 
 
 @executions_app.command("show")
-def executions_show(execution_id: str, as_json: JsonOpt = False, db: DbOpt = None) -> None:
+def executions_show(
+    execution_id: str, as_json: JsonOpt = False, db: DbOpt = None, server: ServerOpt = None
+) -> None:
     """Show an execution's status, result, error and steps."""
+    api = _api(server)
+    if api is not None:
+        from replaybook.commands import remote
+
+        return remote.executions_show(api, execution_id, as_json)
     runner = _embedded(db, 1)
     try:
         info = _require(runner.store, execution_id)
@@ -296,8 +331,14 @@ def executions_events(
     after: Annotated[int, typer.Option(help="Only events after this seq.")] = 0,
     as_json: JsonOpt = False,
     db: DbOpt = None,
+    server: ServerOpt = None,
 ) -> None:
     """Print an execution's event log."""
+    api = _api(server)
+    if api is not None:
+        from replaybook.commands import remote
+
+        return remote.executions_events(api, execution_id, after, as_json)
     store = _open_store(db)
     _require(store, execution_id)
     events = [e.as_dict() for e in store.read_events(execution_id, after_seq=after)]
@@ -315,8 +356,15 @@ def executions_events(
 
 
 @executions_app.command("cancel")
-def executions_cancel(execution_id: str, as_json: JsonOpt = False, db: DbOpt = None) -> None:
+def executions_cancel(
+    execution_id: str, as_json: JsonOpt = False, db: DbOpt = None, server: ServerOpt = None
+) -> None:
     """Cancel a running execution."""
+    api = _api(server)
+    if api is not None:
+        from replaybook.commands import remote
+
+        return remote.executions_cancel(api, execution_id, as_json)
     runner = _embedded(db, 1)
     try:
         _require(runner.store, execution_id)
@@ -337,8 +385,14 @@ def executions_resume(
     concurrency: Annotated[int, typer.Option()] = 16,
     as_json: JsonOpt = False,
     db: DbOpt = None,
+    server: ServerOpt = None,
 ) -> None:
     """Resume a failed or cancelled execution and run it to its end."""
+    api = _api(server)
+    if api is not None:
+        from replaybook.commands import remote
+
+        remote.executions_resume(api, execution_id, from_, as_json)
     runner = _embedded(db, concurrency)
     try:
         _require(runner.store, execution_id)
@@ -364,9 +418,19 @@ def register(
     paths: Annotated[list[Path], typer.Argument(help="Playbook files or folders.")],
     as_json: JsonOpt = False,
     db: DbOpt = None,
+    server: ServerOpt = None,
 ) -> None:
     """Register playbooks in the catalog (identical content keeps its version)."""
     from replaybook.playbook.load import load_file
+
+    api = _api(server)
+    if api is not None:
+        from replaybook.commands import remote
+
+        got = remote.register(api, paths, as_json)
+        if isinstance(got, PlaybookInvalid):
+            _invalid(got.problems, as_json)
+        return
 
     store = _open_store(db)
     files: list[Path] = []
@@ -387,8 +451,13 @@ def register(
 
 
 @catalog_app.command("list")
-def catalog_list(as_json: JsonOpt = False, db: DbOpt = None) -> None:
+def catalog_list(as_json: JsonOpt = False, db: DbOpt = None, server: ServerOpt = None) -> None:
     """List registered playbooks (latest versions)."""
+    api = _api(server)
+    if api is not None:
+        from replaybook.commands import remote
+
+        return remote.catalog_list(api, as_json)
     store = _open_store(db)
     rows = [
         {"path": e.path, "name": e.name, "version": e.version, "registered_at": e.registered_at}
@@ -407,8 +476,14 @@ def catalog_show(
     version: Annotated[int | None, typer.Option(help="Default: latest.")] = None,
     as_json: JsonOpt = False,
     db: DbOpt = None,
+    server: ServerOpt = None,
 ) -> None:
     """Print a registered playbook's YAML."""
+    api = _api(server)
+    if api is not None:
+        from replaybook.commands import remote
+
+        return remote.catalog_show(api, path, version, as_json)
     store = _open_store(db)
     entry = store.get_playbook(path, version)
     if entry is None:
@@ -424,6 +499,74 @@ def catalog_show(
         )
     else:
         sys.stdout.write(entry.content)
+
+
+# -- services and remote starts ------------------------------------------------------
+@app.command()
+def execute(
+    path: Annotated[str, typer.Argument(help="Catalog path of a registered playbook.")],
+    version: Annotated[int | None, typer.Option(help="Default: the latest.")] = None,
+    payload: Annotated[str | None, typer.Option(help="JSON object, or @file.json.")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="key.path=value (value parsed as YAML).")
+    ] = None,
+    wait: Annotated[bool, typer.Option(help="Wait for the end; exit 0 only if completed.")] = False,
+    concurrency: Annotated[int, typer.Option(help="Embedded --wait: jobs run at once.")] = 16,
+    as_json: JsonOpt = False,
+    db: DbOpt = None,
+    server: ServerOpt = None,
+) -> None:
+    """Start a registered playbook (on the server, or in the local store)."""
+    from replaybook.commands.execute import execute_embedded, execute_on_server
+
+    data = parse_payload(payload, set_)
+    api = _api(server)
+    if api is not None:
+        execute_on_server(api, path, version, data, wait, as_json)
+    execute_embedded(_open_store(db), _data_dir(), path, version, data, wait, as_json, concurrency)
+
+
+@app.command()
+def server(
+    host: Annotated[str, typer.Option(help="Address to bind (non-loopback needs a token).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8082,
+    workers: Annotated[int, typer.Option(help="Worker slots in this process (0: none).")] = 0,
+    db: DbOpt = None,
+) -> None:
+    """Serve the HTTP API (OpenAPI at /docs), /health and /metrics."""
+    from replaybook.client import token_from_env
+    from replaybook.commands.server import serve
+
+    serve(host, port, db, workers, token_from_env())
+
+
+@app.command()
+def worker(
+    db: DbOpt = None,
+    server: ServerOpt = None,
+    pool: Annotated[
+        list[str] | None,
+        typer.Option(help="Pool to lease from (repeatable; 'default', '*' for all)."),
+    ] = None,
+    concurrency: Annotated[int, typer.Option(help="Jobs run at once.")] = 16,
+    lease_seconds: Annotated[float, typer.Option(help="Lease length; heartbeats renew it.")] = 30.0,
+) -> None:
+    """Lease and run jobs from a store (--db) or a server (--server) until SIGTERM."""
+    from replaybook.client import server_from_env, token_from_env
+    from replaybook.commands.worker import run_worker
+
+    url = None if db else server_from_env(server)
+    run_worker(
+        db=db,
+        server=url,
+        token=token_from_env(),
+        pools=pool,
+        concurrency=concurrency,
+        lease_seconds=lease_seconds,
+        data_dir=_data_dir(),
+    )
 
 
 def main() -> None:

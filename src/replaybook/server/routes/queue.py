@@ -1,0 +1,131 @@
+"""The queue as remote workers see it: lease (long poll), complete, record,
+heartbeat, release. Completions run `Engine.commit` here, fenced by the job's lease:
+a late result from an attempt whose lease was lost gets 409."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, Field
+
+from replaybook.runtime.coordinator import Lessee
+from replaybook.server.app import ServerState, state_of
+from replaybook.server.wire import job_from_json, job_to_json, new_event_from_json
+from replaybook.store.base import Job
+
+router = APIRouter(prefix="/api/queue", tags=["queue"])
+
+
+class LeaseRequest(BaseModel):
+    worker_id: str
+    limit: int = Field(1, ge=1, le=1000)
+    lease_seconds: float = Field(30.0, gt=0, le=3600)
+    pools: list[str | None] | None = Field(
+        None,
+        description="Pools to lease from (null in the list: the default pool); null: every pool.",
+    )
+    wait: float = Field(0.0, ge=0, description="Seconds to wait for work when none is due.")
+    running: int | None = Field(None, description="Jobs the worker runs now (for /api/workers).")
+    concurrency: int | None = None
+
+
+class ChainRequest(BaseModel):
+    worker_id: str
+    lease_seconds: float = Field(30.0, gt=0, le=3600)
+    pools: list[str | None] | None = None
+
+
+class CompleteRequest(BaseModel):
+    job: dict[str, Any] = Field(description="The leased job, as the lease returned it.")
+    events: list[dict[str, Any]] = Field(description="The attempt's outcome events.")
+    chain: ChainRequest | None = Field(
+        None,
+        description="Lease the one job this outcome enqueues (if exactly one) for this "
+        "worker and return it.",
+    )
+
+
+class RecordRequest(BaseModel):
+    execution_id: str
+    events: list[dict[str, Any]]
+
+
+class HeartbeatRequest(BaseModel):
+    worker_id: str
+    lease_seconds: float = Field(30.0, gt=0, le=3600)
+    jobs: list[dict[str, Any]] = Field(default_factory=list)
+    pools: list[str | None] | None = None
+    running: int | None = None
+    concurrency: int | None = None
+
+
+class ReleaseRequest(BaseModel):
+    jobs: list[dict[str, Any]]
+
+
+def leased(st: ServerState, job: Job) -> dict[str, Any]:
+    """A job with what it needs to run: its playbook's catalog key and a snapshot
+    (null when the execution has ended or is gone: drop the job)."""
+    ctx = st.coordinator.context(job)
+    if ctx is None:
+        return {"job": job_to_json(job), "playbook": None, "snapshot": None}
+    snap = ctx.snapshot
+    if snap is None:
+        return {"job": job_to_json(job), "playbook": None, "snapshot": None}
+    ref = {"path": snap["execution"]["path"], "version": snap["execution"]["version"]}
+    return {"job": job_to_json(job), "playbook": ref, "snapshot": snap}
+
+
+@router.post("/lease", summary="Lease due jobs; waits up to `wait` seconds when none is due")
+def lease(body: LeaseRequest, request: Request) -> dict[str, Any]:
+    st = state_of(request)
+    wait = min(body.wait, st.max_lease_wait)
+    st.workers.seen(body.worker_id, body.pools, running=body.running, concurrency=body.concurrency)
+    jobs = st.coordinator.lease(body.worker_id, body.limit, body.lease_seconds, body.pools, wait)
+    if jobs:
+        st.metrics.jobs_leased.inc(len(jobs))
+        st.workers.seen(body.worker_id, body.pools, leased=len(jobs))
+    return {"jobs": [leased(st, j) for j in jobs]}
+
+
+@router.post(
+    "/complete",
+    summary="Record a job's outcome",
+    responses={409: {"description": "The job's lease was lost: the outcome is refused."}},
+)
+def complete(body: CompleteRequest, request: Request) -> dict[str, Any]:
+    st = state_of(request)
+    job = job_from_json(body.job)
+    events = [new_event_from_json(e) for e in body.events]
+    chain = None
+    if body.chain is not None:
+        pools = None if body.chain.pools is None else tuple(body.chain.pools)
+        chain = Lessee(body.chain.worker_id, body.chain.lease_seconds, pools)
+    nxt = st.coordinator.complete(job, events, chain=chain)
+    st.metrics.jobs_completed.inc()
+    if nxt is not None:
+        st.metrics.jobs_leased.inc()
+    return {"next": None if nxt is None else leased(st, nxt)}
+
+
+@router.post("/record", status_code=204, summary="Append events that decide nothing")
+def record(body: RecordRequest, request: Request) -> Response:
+    st = state_of(request)
+    st.coordinator.record(body.execution_id, [new_event_from_json(e) for e in body.events])
+    return Response(status_code=204)
+
+
+@router.post("/heartbeat", summary="Extend leases; answers the ids of lost ones")
+def heartbeat(body: HeartbeatRequest, request: Request) -> dict[str, Any]:
+    st = state_of(request)
+    st.workers.seen(body.worker_id, body.pools, running=body.running, concurrency=body.concurrency)
+    jobs = [job_from_json(j) for j in body.jobs]
+    lost = st.coordinator.heartbeat(jobs, body.lease_seconds)
+    return {"lost": sorted(lost)}
+
+
+@router.post("/release", status_code=204, summary="Give leased jobs back to the queue")
+def release(body: ReleaseRequest, request: Request) -> Response:
+    state_of(request).coordinator.release([job_from_json(j) for j in body.jobs])
+    return Response(status_code=204)

@@ -1,0 +1,38 @@
+"""Health, metrics, and the workers and pools this server has heard from."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import Response
+
+from replaybook.server.app import state_of
+
+router = APIRouter()
+
+
+@router.get("/health", tags=["system"], summary="Liveness and store reachability")
+def health(request: Request) -> dict[str, Any]:
+    st = state_of(request)
+    st.store.list_executions(limit=1)  # the store answers
+    return {"status": "ok"}
+
+
+@router.get("/metrics", tags=["system"], summary="Prometheus metrics (text format)")
+def metrics(request: Request) -> Response:
+    st = state_of(request)
+    st.metrics.stream_clients.set(st.hub.clients())
+    st.metrics.workers.set(sum(1 for w in st.workers.list() if w["alive"]))
+    return Response(generate_latest(st.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/api/workers", tags=["workers"], summary="Workers and their last heartbeats")
+def list_workers(request: Request) -> list[dict[str, Any]]:
+    return state_of(request).workers.list()
+
+
+@router.get("/api/pools", tags=["workers"], summary="Worker pools and how many workers serve them")
+def list_pools(request: Request) -> list[dict[str, Any]]:
+    return state_of(request).workers.pools()
