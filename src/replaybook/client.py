@@ -245,12 +245,12 @@ def _problem(p: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _sse(lines: Iterator[str]) -> Iterator[tuple[str, Any]]:
-    kind, data = "message", []
+    kind, data = "message", list[str]()
     for line in lines:
         if not line:
             if data:
                 yield kind, json.loads("\n".join(data))
-            kind, data = "message", []
+            kind, data = "message", list[str]()
         elif line.startswith(":"):
             continue
         elif line.startswith("event:"):

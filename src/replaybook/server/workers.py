@@ -71,7 +71,7 @@ class WorkerRegistry:
             if concurrency is not None:
                 w.concurrency = concurrency
 
-    def list(self) -> list[dict[str, Any]]:
+    def all(self) -> list[dict[str, Any]]:
         now = time.time()
         with self._lock:
             for k in [k for k, w in self._seen.items() if now - w.last_seen > FORGET_AFTER_SECONDS]:
@@ -80,7 +80,7 @@ class WorkerRegistry:
 
     def pools(self) -> list[dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
-        for w in self.list():
+        for w in self.all():
             for p in w["pools"]:
                 name = "default" if p is None else p
                 rec = out.setdefault(name, {"pool": name, "workers": 0, "alive": 0, "running": 0})

@@ -180,7 +180,7 @@ def resume(
     st = state_of(request)
     before = _info(st, execution_id)
     try:
-        st.engine.resume(execution_id, (body or ResumeRequest()).from_step)
+        st.engine.resume(execution_id, body.from_step if body else None)
     except ValueError as e:
         raise UsageError(str(e)) from e
     out = outcome(st, _info(st, execution_id))

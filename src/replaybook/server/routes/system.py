@@ -24,13 +24,13 @@ def health(request: Request) -> dict[str, Any]:
 def metrics(request: Request) -> Response:
     st = state_of(request)
     st.metrics.stream_clients.set(st.hub.clients())
-    st.metrics.workers.set(sum(1 for w in st.workers.list() if w["alive"]))
+    st.metrics.workers.set(sum(1 for w in st.workers.all() if w["alive"]))
     return Response(generate_latest(st.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/api/workers", tags=["workers"], summary="Workers and their last heartbeats")
 def list_workers(request: Request) -> list[dict[str, Any]]:
-    return state_of(request).workers.list()
+    return state_of(request).workers.all()
 
 
 @router.get("/api/pools", tags=["workers"], summary="Worker pools and how many workers serve them")
