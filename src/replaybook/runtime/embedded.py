@@ -88,7 +88,7 @@ class EmbeddedRunner:
         from replaybook.credentials import Credentials
 
         # `auth` and secrets steps read credentials through this (key loaded lazily).
-        self.services["credentials"] = Credentials(store)
+        self.services["credentials"] = Credentials(store, data_dir=data_dir)
         self.pool = WorkerPool(
             self.engine,
             concurrency=concurrency,
