@@ -117,9 +117,9 @@ def create_app(
     app.state.rb = state
     _install_middleware(app, state, token)
     _install_errors(app, state)
-    from replaybook.server.routes import catalog, executions, queue, system
+    from replaybook.server.routes import catalog, credentials, executions, queue, system
 
-    for module in (system, catalog, executions, queue):
+    for module in (system, catalog, executions, queue, credentials):
         app.include_router(module.router)
     return app
 
