@@ -53,15 +53,15 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from replaybook.errors import ActionError
+from replaybook.errors import ActionError, ReplaybookError
 
 if TYPE_CHECKING:
     from cryptography.fernet import MultiFernet
 
     from replaybook.masking import SecretScope
-    from replaybook.store.base import Store
+    from replaybook.store.base import StoredCredential
 
 KEY_ENV = "REPLAYBOOK_SECRET_KEY"
 NEW_KEY_ENV = "REPLAYBOOK_NEW_SECRET_KEY"
@@ -368,13 +368,62 @@ class CredentialInfo:
         }
 
 
+class CredentialSource(Protocol):
+    """The part of a Store credentials live in (a Store has all four)."""
+
+    def put_credential(self, name: str, type: str, data: bytes) -> None: ...
+    def get_credential(self, name: str) -> StoredCredential | None: ...
+    def list_credentials(self) -> list[StoredCredential]: ...
+    def delete_credential(self, name: str) -> bool: ...
+
+
+class SealedOverApi:
+    """Credentials read from a server (`GET /api/credentials/{name}/sealed`), for a
+    worker that has no store: the server sends ciphertext, the worker decrypts it
+    with its own key. Read-only."""
+
+    def __init__(self, api: Any) -> None:
+        self.api = api  # a replaybook.client.ApiClient (anything with .request)
+
+    def get_credential(self, name: str) -> StoredCredential | None:
+        from urllib.parse import quote
+
+        from replaybook.errors import NotFound
+        from replaybook.store.base import StoredCredential
+
+        try:
+            doc = self.api.request("GET", f"/api/credentials/{quote(name, safe='')}/sealed")
+        except NotFound:
+            return None
+        except ReplaybookError as exc:
+            raise CredentialError(
+                f"credential '{name}': cannot read it from the server: {exc}"
+            ) from None
+        return StoredCredential(
+            doc["name"],
+            doc["type"],
+            base64.b64decode(doc["data"]),
+            doc.get("created_at", ""),
+            doc.get("updated_at", ""),
+        )
+
+    def list_credentials(self) -> list[StoredCredential]:
+        raise CredentialError("credentials from the server are read-only here")
+
+    def put_credential(self, name: str, type: str, data: bytes) -> None:
+        raise CredentialError("credentials from the server are read-only here")
+
+    def delete_credential(self, name: str) -> bool:
+        raise CredentialError("credentials from the server are read-only here")
+
+
 class Credentials:
     """Typed, encrypted credentials in a Store. The key is loaded on first use, so a
     process that never touches a credential never creates a key file."""
 
     def __init__(
         self,
-        store: Store,
+        store: CredentialSource,
         keyring: Keyring | None = None,
         *,
         data_dir: Path | None = None,

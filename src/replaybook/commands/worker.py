@@ -66,6 +66,10 @@ def run_worker(
         )
         remote.running = pool.running
         pool.services["children"] = RemoteChildRunner(api, pool.release_slot, pool.take_slot)
+        from replaybook.credentials import Credentials, SealedOverApi
+
+        # `auth`: ciphertext from the server, decrypted here with this worker's key.
+        pool.services["credentials"] = Credentials(SealedOverApi(api), data_dir=data_dir)
         where = server
     else:
         from replaybook.runtime.children import ChildRunner

@@ -3,6 +3,7 @@ ever carries a secret value: `show` masks them as the CLI does."""
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -53,6 +54,23 @@ def show_credential(name: str, request: Request) -> Any:
         cred.name, cred.type, cred.masked(), cred.created_at, cred.updated_at
     )
     return shown
+
+
+@router.get("/{name}/sealed", summary="A credential's ciphertext, for remote workers")
+def sealed_credential(name: str, request: Request) -> dict[str, Any]:
+    """What a `replaybook worker --server` reads to resolve `auth`: the encrypted
+    bytes as stored. The worker decrypts them with its own key (the same
+    REPLAYBOOK_SECRET_KEY as the server's), so no secret value crosses the API."""
+    row = state_of(request).store.get_credential(name)
+    if row is None:
+        raise NotFound(f"no credential named '{name}'")
+    return {
+        "name": row.name,
+        "type": row.type,
+        "data": base64.b64encode(row.data).decode("ascii"),
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+    }
 
 
 @router.put("/{name}", summary="Add or replace a credential (encrypted at rest)")
