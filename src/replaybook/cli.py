@@ -19,6 +19,7 @@ from replaybook.commands.credential import app as _credential_app
 from replaybook.commands.db import app as _db_app
 from replaybook.commands.log_format import log_format_option as _log_format_option
 from replaybook.commands.prune import prune as _prune_command
+from replaybook.commands.schedule import app as _schedule_app
 from replaybook.commands.schema import schema as _schema_command
 from replaybook.errors import PlaybookInvalid, Problem, ReplaybookError, UsageError
 from replaybook.masking import env_masker
@@ -38,6 +39,7 @@ app.add_typer(_db_app, name="db")
 app.command("schema")(_schema_command)
 executions_app.command("prune")(_prune_command)
 app.callback()(_log_format_option)
+app.add_typer(_schedule_app, name="schedule")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
 DbOpt = Annotated[

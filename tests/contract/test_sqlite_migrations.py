@@ -69,6 +69,29 @@ EXPECTED_COLUMNS = {
     ],
     "catalog": ["path", "version", "name", "content", "content_hash", "registered_at"],
     "credentials": ["name", "type", "data", "created_at", "updated_at"],
+    "schedules": [
+        "id",
+        "playbook_path",
+        "playbook_version",
+        "cron",
+        "timezone",
+        "payload",
+        "catch_up",
+        "paused",
+        "created_at",
+        "updated_at",
+        "last_slot",
+    ],
+    "schedule_slots": ["schedule_id", "slot", "claimed_at", "claimed_by", "execution_id"],
+    "hooks": [
+        "name",
+        "playbook_path",
+        "playbook_version",
+        "auth",
+        "secret_credential",
+        "created_at",
+        "updated_at",
+    ],
 }
 
 EXPECTED_INDEXES = {
@@ -85,6 +108,9 @@ EXPECTED_PRIMARY_KEYS = {
     "jobs": ["id"],
     "catalog": ["path", "version"],
     "credentials": ["name"],
+    "schedules": ["id"],
+    "schedule_slots": ["schedule_id", "slot"],
+    "hooks": ["name"],
     "schema_migrations": ["version"],
 }
 

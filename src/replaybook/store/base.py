@@ -125,6 +125,54 @@ class StoredCredential:
     updated_at: str
 
 
+@dataclass(frozen=True)
+class NewSchedule:
+    id: str
+    playbook_path: str
+    cron: str
+    timezone: str  # an IANA zone name, e.g. Europe/Berlin
+    payload: Mapping[str, Any] = field(default_factory=dict)
+    catch_up: str = "last"  # none | last | all
+    playbook_version: int | None = None  # None: the latest when a slot fires
+
+
+@dataclass(frozen=True)
+class Schedule:
+    id: str
+    playbook_path: str
+    playbook_version: int | None
+    cron: str
+    timezone: str
+    payload: Mapping[str, Any]
+    catch_up: str
+    paused: bool
+    created_at: str
+    updated_at: str
+    last_slot: str | None  # the latest slot fired or passed over (ISO-8601 UTC)
+
+
+@dataclass(frozen=True)
+class ScheduleSlot:
+    schedule_id: str
+    slot: str  # ISO-8601 UTC
+    claimed_at: str
+    claimed_by: str
+    execution_id: str | None
+
+
+@dataclass(frozen=True)
+class Hook:
+    """A webhook: its secret is the stored credential `secret_credential`."""
+
+    name: str
+    playbook_path: str
+    playbook_version: int | None
+    auth: str  # hmac | token
+    secret_credential: str
+    created_at: str
+    updated_at: str
+
+
 FINISHED_STATUSES = ("completed", "failed", "cancelled")
 
 
@@ -263,6 +311,60 @@ class Store(Protocol):
     def delete_credential(self, name: str) -> bool:
         """False when there was no such credential."""
         ...
+
+    # -- schedules (see replaybook.scheduling) -----------------------------------------
+    def create_schedule(self, schedule: NewSchedule) -> Schedule:
+        """Raises StoreError when the id exists. Its cursor starts at creation."""
+        ...
+
+    def get_schedule(self, schedule_id: str) -> Schedule | None: ...
+
+    def list_schedules(self) -> list[Schedule]:
+        """Oldest first."""
+        ...
+
+    def set_schedule_paused(self, schedule_id: str, paused: bool) -> bool:
+        """False when there is no such schedule. Resuming moves the cursor to now:
+        slots that passed while paused are not caught up."""
+        ...
+
+    def delete_schedule(self, schedule_id: str) -> bool: ...
+
+    def claim_schedule_slot(self, schedule_id: str, slot: str, claimed_by: str) -> bool:
+        """Claim `slot` (ISO-8601 UTC) of an active schedule: True for exactly one
+        caller, however many race; False when the slot was claimed already, is not
+        after the cursor (fired or passed over), or the schedule is paused or gone."""
+        ...
+
+    def skip_schedule_slots(self, schedule_id: str, up_to: str) -> None:
+        """Move the cursor to `up_to` (never backwards): slots up to it will not fire."""
+        ...
+
+    def set_slot_execution(self, schedule_id: str, slot: str, execution_id: str) -> None: ...
+
+    def schedule_slots(self, schedule_id: str, limit: int = 20) -> list[ScheduleSlot]:
+        """The latest fired slots, newest first."""
+        ...
+
+    def unstarted_slots(self, claimed_before: str) -> list[ScheduleSlot]:
+        """Claimed slots without an execution, claimed before `claimed_before`."""
+        ...
+
+    # -- webhooks ----------------------------------------------------------------------
+    def put_hook(
+        self,
+        name: str,
+        playbook_path: str,
+        playbook_version: int | None,
+        auth: str,
+        secret_credential: str,
+    ) -> Hook: ...
+
+    def get_hook(self, name: str) -> Hook | None: ...
+
+    def list_hooks(self) -> list[Hook]: ...
+
+    def delete_hook(self, name: str) -> bool: ...
 
     # -- cross-process wake-ups --------------------------------------------------
     def watch(self, on_change: ChangeCallback) -> Callable[[], None] | None:

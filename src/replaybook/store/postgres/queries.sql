@@ -260,6 +260,105 @@ DELETE FROM jobs WHERE execution_id = ANY (%(ids)s::text[])
 -- name: prune_executions
 DELETE FROM executions WHERE id = ANY (%(ids)s::text[])
 
+-- schedules ---------------------------------------------------------------------
+
+-- name: insert_schedule
+INSERT INTO schedules
+    (id, playbook_path, playbook_version, cron, timezone, payload, catch_up, paused,
+     created_at, updated_at, last_slot)
+VALUES
+    (%(id)s, %(playbook_path)s, %(playbook_version)s, %(cron)s, %(timezone)s, %(payload)s,
+     %(catch_up)s, false, %(now)s, %(now)s, NULL)
+RETURNING id, playbook_path, playbook_version, cron, timezone, payload, catch_up, paused,
+       to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+       to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+       to_char(last_slot AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+
+-- name: get_schedule
+SELECT id, playbook_path, playbook_version, cron, timezone, payload, catch_up, paused,
+       to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+       to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+       to_char(last_slot AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+FROM schedules WHERE id = %(id)s
+
+-- name: list_schedules
+SELECT id, playbook_path, playbook_version, cron, timezone, payload, catch_up, paused,
+       to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+       to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+       to_char(last_slot AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+FROM schedules ORDER BY created_at, id
+
+-- Resuming moves the cursor to now: slots that passed while paused are not caught up.
+-- name: set_schedule_paused
+UPDATE schedules
+SET paused = %(paused)s, updated_at = %(now)s,
+    last_slot = CASE WHEN %(paused)s THEN last_slot ELSE greatest(last_slot, %(now)s) END
+WHERE id = %(id)s
+
+-- name: delete_schedule
+DELETE FROM schedules WHERE id = %(id)s
+
+-- name: delete_schedule_slots
+DELETE FROM schedule_slots WHERE schedule_id = %(id)s
+
+-- Moves the cursor to %(slot)s if it is behind it (and the schedule is active); the
+-- row lock it takes orders racing claimers, and the claim that follows in the same
+-- transaction inserts the slot's row.
+-- name: advance_schedule
+UPDATE schedules SET last_slot = %(slot)s
+WHERE id = %(id)s AND NOT paused AND (last_slot IS NULL OR last_slot < %(slot)s)
+
+-- name: insert_schedule_slot
+INSERT INTO schedule_slots (schedule_id, slot, claimed_at, claimed_by)
+VALUES (%(id)s, %(slot)s, %(now)s, %(claimed_by)s)
+ON CONFLICT DO NOTHING
+
+-- name: set_slot_execution
+UPDATE schedule_slots SET execution_id = %(execution_id)s
+WHERE schedule_id = %(id)s AND slot = %(slot)s
+
+-- name: schedule_slots
+SELECT schedule_id, to_char(slot AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+       to_char(claimed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), claimed_by, execution_id
+FROM schedule_slots WHERE schedule_id = %(id)s
+ORDER BY slot DESC LIMIT %(limit)s
+
+-- Claimed slots whose execution was never recorded (the claimer stopped in between).
+-- name: unstarted_slots
+SELECT schedule_id, to_char(slot AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+       to_char(claimed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), claimed_by, execution_id
+FROM schedule_slots WHERE execution_id IS NULL AND claimed_at < %(before)s
+ORDER BY slot
+
+-- hooks -------------------------------------------------------------------------
+
+-- name: put_hook
+INSERT INTO hooks
+    (name, playbook_path, playbook_version, auth, secret_credential, created_at, updated_at)
+VALUES (%(name)s, %(playbook_path)s, %(playbook_version)s, %(auth)s, %(secret_credential)s,
+        %(now)s, %(now)s)
+ON CONFLICT (name) DO UPDATE SET playbook_path = excluded.playbook_path,
+    playbook_version = excluded.playbook_version, auth = excluded.auth,
+    secret_credential = excluded.secret_credential, updated_at = excluded.updated_at
+RETURNING name, playbook_path, playbook_version, auth, secret_credential,
+       to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+       to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+
+-- name: get_hook
+SELECT name, playbook_path, playbook_version, auth, secret_credential,
+       to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+       to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+FROM hooks WHERE name = %(name)s
+
+-- name: list_hooks
+SELECT name, playbook_path, playbook_version, auth, secret_credential,
+       to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+       to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+FROM hooks ORDER BY name
+
+-- name: delete_hook
+DELETE FROM hooks WHERE name = %(name)s
+
 -- migrations --------------------------------------------------------------------
 
 -- Every opener takes this lock before looking at the schema, so concurrent openers

@@ -201,6 +201,85 @@ DELETE FROM jobs WHERE execution_id IN (SELECT value FROM json_each(:ids))
 -- name: prune_executions
 DELETE FROM executions WHERE id IN (SELECT value FROM json_each(:ids))
 
+-- schedules ---------------------------------------------------------------------
+
+-- name: insert_schedule
+INSERT INTO schedules
+    (id, playbook_path, playbook_version, cron, timezone, payload, catch_up, paused,
+     created_at, updated_at, last_slot)
+VALUES
+    (:id, :playbook_path, :playbook_version, :cron, :timezone, :payload, :catch_up, 0,
+     :now, :now, NULL)
+
+-- name: get_schedule
+SELECT id, playbook_path, playbook_version, cron, timezone, payload, catch_up, paused,
+       created_at, updated_at, last_slot
+FROM schedules WHERE id = :id
+
+-- name: list_schedules
+SELECT id, playbook_path, playbook_version, cron, timezone, payload, catch_up, paused,
+       created_at, updated_at, last_slot
+FROM schedules ORDER BY created_at, id
+
+-- Resuming moves the cursor to now: slots that passed while paused are not caught up.
+-- name: set_schedule_paused
+UPDATE schedules
+SET paused = :paused, updated_at = :now,
+    last_slot = CASE WHEN :paused THEN last_slot ELSE max(coalesce(last_slot, ''), :now) END
+WHERE id = :id
+
+-- name: delete_schedule
+DELETE FROM schedules WHERE id = :id
+
+-- name: delete_schedule_slots
+DELETE FROM schedule_slots WHERE schedule_id = :id
+
+-- Moves the cursor to :slot if it is behind it (and the schedule is active); the
+-- claim that follows in the same transaction then inserts the slot's row.
+-- name: advance_schedule
+UPDATE schedules SET last_slot = :slot
+WHERE id = :id AND NOT paused AND (last_slot IS NULL OR last_slot < :slot)
+
+-- name: insert_schedule_slot
+INSERT INTO schedule_slots (schedule_id, slot, claimed_at, claimed_by)
+VALUES (:id, :slot, :now, :claimed_by)
+
+-- name: set_slot_execution
+UPDATE schedule_slots SET execution_id = :execution_id
+WHERE schedule_id = :id AND slot = :slot
+
+-- name: schedule_slots
+SELECT schedule_id, slot, claimed_at, claimed_by, execution_id
+FROM schedule_slots WHERE schedule_id = :id
+ORDER BY slot DESC LIMIT :limit
+
+-- Claimed slots whose execution was never recorded (the claimer stopped in between).
+-- name: unstarted_slots
+SELECT schedule_id, slot, claimed_at, claimed_by, execution_id
+FROM schedule_slots WHERE execution_id IS NULL AND claimed_at < :before
+ORDER BY slot
+
+-- hooks -------------------------------------------------------------------------
+
+-- name: put_hook
+INSERT INTO hooks
+    (name, playbook_path, playbook_version, auth, secret_credential, created_at, updated_at)
+VALUES (:name, :playbook_path, :playbook_version, :auth, :secret_credential, :now, :now)
+ON CONFLICT (name) DO UPDATE SET playbook_path = excluded.playbook_path,
+    playbook_version = excluded.playbook_version, auth = excluded.auth,
+    secret_credential = excluded.secret_credential, updated_at = excluded.updated_at
+
+-- name: get_hook
+SELECT name, playbook_path, playbook_version, auth, secret_credential, created_at, updated_at
+FROM hooks WHERE name = :name
+
+-- name: list_hooks
+SELECT name, playbook_path, playbook_version, auth, secret_credential, created_at, updated_at
+FROM hooks ORDER BY name
+
+-- name: delete_hook
+DELETE FROM hooks WHERE name = :name
+
 -- migrations --------------------------------------------------------------------
 
 -- name: create_schema_migrations
