@@ -285,8 +285,13 @@ class RemoteCoordinator:
         *,
         running: Callable[[], int] | None = None,
         concurrency: int | None = None,
+        max_wait: float = 2.0,
     ) -> None:
         self.api = api
+        # A long poll cannot be interrupted from here: keep it short enough that a
+        # draining worker does not wait long for it (an idle worker asks every
+        # `max_wait` seconds, which costs the server next to nothing).
+        self.max_wait = max_wait
         self.env: Mapping[str, str] = dict(os.environ if env is None else env)
         self.running = running
         self.concurrency = concurrency
@@ -311,6 +316,7 @@ class RemoteCoordinator:
     ) -> list[Job]:
         if self._interrupted.is_set():
             return []
+        wait = min(wait, self.max_wait)
         body = {
             "worker_id": worker_id,
             "limit": limit,

@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ class ServerState:
     poll_seconds: float
     max_lease_wait: float
     runner: Any = None  # an EmbeddedRunner-like object for in-process worker slots
+    background: Any = None  # schedules and retention (server/background.py)
 
 
 def state_of(request: Request) -> ServerState:
@@ -65,6 +67,8 @@ def create_app(
     poll_seconds: float = 0.5,
     max_lease_wait: float = 10.0,
     close_store: bool | None = None,
+    scheduler: bool | None = None,
+    retention: timedelta | None = None,
 ) -> FastAPI:
     """The API over `store` (a Store or a URL). `workers` > 0 runs that many worker
     slots in this process (default pool). `token` turns authentication on."""
@@ -89,6 +93,7 @@ def create_app(
     coordinator.add_change_listener(lambda eid, _jobs: state.hub.notify(eid))
     if workers > 0:
         state.runner = _in_process_workers(state, workers, data_dir or default_data_dir())
+    state.background = _background(state, data_dir, scheduler, retention)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -98,9 +103,11 @@ def create_app(
         anyio.to_thread.current_default_thread_limiter().total_tokens = 200
         if state.runner is not None:
             state.runner.start()
+        state.background.start()
         try:
             yield
         finally:
+            state.background.stop()
             coordinator.close()
             if state.runner is not None:
                 state.runner.stop()
@@ -121,6 +128,7 @@ def create_app(
 
     for module in (system, catalog, executions, queue, credentials):
         app.include_router(module.router)
+    _include_triggers(app)
     return app
 
 
@@ -204,6 +212,31 @@ class _InProcessWorkers:
 
 def _in_process_workers(state: ServerState, slots: int, data_dir: Path) -> _InProcessWorkers:
     return _InProcessWorkers(state, slots, data_dir)
+
+
+def _include_triggers(app: FastAPI) -> None:
+    from replaybook.server.routes import schedules
+
+    app.include_router(schedules.router)
+
+
+def _background(
+    state: ServerState, data_dir: Path | None, scheduler: bool | None, retention: Any
+) -> Any:
+    """Schedules and retention; see server/background.py for the settings."""
+    from replaybook.server.background import Background, retention_from_env
+    from replaybook.store import default_data_dir
+
+    if scheduler is None:
+        scheduler = os.environ.get("REPLAYBOOK_SCHEDULER", "1") != "0"
+    return Background(
+        state.store,
+        state.engine,
+        data_dir or default_data_dir(),
+        scheduler=scheduler,
+        retention=retention if retention is not None else retention_from_env(),
+        metrics=state.metrics,
+    )
 
 
 def _credentials(store: Store) -> dict[str, Any]:

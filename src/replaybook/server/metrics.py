@@ -40,3 +40,9 @@ class Metrics:
             "replaybook_event_streams", "Open live event streams", registry=r
         )
         self.workers = Gauge("replaybook_workers", "Workers seen recently", registry=r)
+        self.schedule_slots = Counter(
+            "replaybook_schedule_slots",
+            "Schedule slots fired by this server, by outcome (started, failed)",
+            ["outcome"],
+            registry=r,
+        )

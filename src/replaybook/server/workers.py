@@ -63,7 +63,8 @@ class WorkerRegistry:
             w = self._seen.get(worker_id)
             if w is None:
                 w = self._seen[worker_id] = WorkerSeen(worker_id, [], now, now)
-            w.pools = list(pools) if pools is not None else ["*"]
+            if pools is not None:  # None: as last announced
+                w.pools = list(pools)
             w.last_seen = now
             w.leased += leased
             if running is not None:

@@ -81,11 +81,12 @@ def leased(st: ServerState, job: Job) -> dict[str, Any]:
 def lease(body: LeaseRequest, request: Request) -> dict[str, Any]:
     st = state_of(request)
     wait = min(body.wait, st.max_lease_wait)
-    st.workers.seen(body.worker_id, body.pools, running=body.running, concurrency=body.concurrency)
+    pools = ["*"] if body.pools is None else body.pools
+    st.workers.seen(body.worker_id, pools, running=body.running, concurrency=body.concurrency)
     jobs = st.coordinator.lease(body.worker_id, body.limit, body.lease_seconds, body.pools, wait)
     if jobs:
         st.metrics.jobs_leased.inc(len(jobs))
-        st.workers.seen(body.worker_id, body.pools, leased=len(jobs))
+        st.workers.seen(body.worker_id, None, leased=len(jobs))
     return {"jobs": [leased(st, j) for j in jobs]}
 
 
