@@ -17,6 +17,7 @@ import typer
 
 from replaybook.commands.credential import app as _credential_app
 from replaybook.commands.db import app as _db_app
+from replaybook.commands.hook import app as _hook_app
 from replaybook.commands.log_format import log_format_option as _log_format_option
 from replaybook.commands.prune import prune as _prune_command
 from replaybook.commands.schedule import app as _schedule_app
@@ -40,6 +41,7 @@ app.command("schema")(_schema_command)
 executions_app.command("prune")(_prune_command)
 app.callback()(_log_format_option)
 app.add_typer(_schedule_app, name="schedule")
+app.add_typer(_hook_app, name="hook")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
 DbOpt = Annotated[

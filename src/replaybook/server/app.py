@@ -215,9 +215,10 @@ def _in_process_workers(state: ServerState, slots: int, data_dir: Path) -> _InPr
 
 
 def _include_triggers(app: FastAPI) -> None:
-    from replaybook.server.routes import schedules
+    from replaybook.server.routes import hooks, schedules
 
     app.include_router(schedules.router)
+    app.include_router(hooks.router)
 
 
 def _background(

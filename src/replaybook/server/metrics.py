@@ -46,3 +46,9 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.hook_requests = Counter(
+            "replaybook_hook_requests",
+            "Webhook requests, by outcome (started, denied, bad_body)",
+            ["outcome"],
+            registry=r,
+        )
