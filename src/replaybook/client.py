@@ -295,7 +295,7 @@ class RemoteCoordinator:
         self.env: Mapping[str, str] = dict(os.environ if env is None else env)
         self.running = running
         self.concurrency = concurrency
-        self._contexts: dict[int, dict[str, Any]] = {}
+        self._contexts: dict[str, dict[str, Any]] = {}
         self._playbooks: dict[tuple[str, int], Playbook] = {}
         self._lock = threading.Lock()
         self._interrupted = threading.Event()
@@ -303,7 +303,7 @@ class RemoteCoordinator:
     def _keep(self, leased: Mapping[str, Any]) -> Job:
         job = job_from_json(leased["job"])
         with self._lock:
-            self._contexts[job.id] = dict(leased)
+            self._contexts[job.lease_token] = dict(leased)
         return job
 
     def lease(
@@ -331,7 +331,7 @@ class RemoteCoordinator:
 
     def context(self, job: Job) -> JobContext | None:
         with self._lock:
-            got = self._contexts.pop(job.id, None)
+            got = self._contexts.pop(job.lease_token, None)
         if got is None or got.get("playbook") is None:
             return None
         ref = got["playbook"]
@@ -369,7 +369,7 @@ class RemoteCoordinator:
         body = {"execution_id": execution_id, "events": [new_event_to_json(e) for e in events]}
         _retrying(lambda: self.api.request("POST", "/api/queue/record", json_body=body), "record")
 
-    def heartbeat(self, jobs: Sequence[Job], lease_seconds: float) -> set[int]:
+    def heartbeat(self, jobs: Sequence[Job], lease_seconds: float) -> set[str]:
         body = {
             "worker_id": jobs[0].worker_id if jobs else "",
             "lease_seconds": lease_seconds,
@@ -378,14 +378,14 @@ class RemoteCoordinator:
             "concurrency": self.concurrency,
         }
         out = self.api.request("POST", "/api/queue/heartbeat", json_body=body)
-        return {int(i) for i in out["lost"]}
+        return {str(t) for t in out["lost"]}
 
     def release(self, jobs: Sequence[Job]) -> None:
         if not jobs:
             return
         with self._lock:
             for j in jobs:
-                self._contexts.pop(j.id, None)
+                self._contexts.pop(j.lease_token, None)
         body = {"jobs": [job_to_json(j) for j in jobs]}
         try:
             self.api.request("POST", "/api/queue/release", json_body=body)

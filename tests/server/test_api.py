@@ -331,7 +331,7 @@ def test_queue_lease_record_heartbeat_complete_release(bare: TestClient) -> None
     r = bare.post("/api/queue/complete", json={"job": job, "events": [done]})
     assert r.status_code == 409
     hb = bare.post("/api/queue/heartbeat", json={"worker_id": "w1", "jobs": [job]}).json()
-    assert hb == {"lost": [job["id"]]}
+    assert hb == {"lost": [job["lease_token"]]}
     # Released, greet is leasable again at once, by anyone.
     assert bare.post("/api/queue/release", json={"jobs": [nxt["job"]]}).status_code == 204
     again = bare.post("/api/queue/lease", json={**body, "worker_id": "w2"}).json()["jobs"]

@@ -76,8 +76,9 @@ class Coordinator(Protocol):
         """Append events that decide nothing (a `step.started` mark)."""
         ...
 
-    def heartbeat(self, jobs: Sequence[Job], lease_seconds: float) -> set[int]:
-        """Extend the leases of `jobs`; returns the ids of those whose lease is lost."""
+    def heartbeat(self, jobs: Sequence[Job], lease_seconds: float) -> set[str]:
+        """Extend the leases of `jobs`; returns the lease tokens of those whose lease
+        is lost."""
         ...
 
     def release(self, jobs: Sequence[Job]) -> None:
@@ -215,11 +216,11 @@ class LocalCoordinator:
     def record(self, execution_id: str, events: Sequence[NewEvent]) -> None:
         self.engine.commit(execution_id, events, decide_more=False)
 
-    def heartbeat(self, jobs: Sequence[Job], lease_seconds: float) -> set[int]:
-        lost: set[int] = set()
+    def heartbeat(self, jobs: Sequence[Job], lease_seconds: float) -> set[str]:
+        lost: set[str] = set()
         for job in jobs:
             if not self.store.heartbeat(job, lease_seconds):
-                lost.add(job.id)
+                lost.add(job.lease_token)
         return lost
 
     def release(self, jobs: Sequence[Job]) -> None:

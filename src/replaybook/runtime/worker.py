@@ -71,12 +71,14 @@ class WorkerPool:
         self._stop = threading.Event()  # lease nothing more
         self._cancel = threading.Event()  # and cancel what runs
         self._threads: list[threading.Thread] = []
-        self._running: dict[int, tuple[Job, threading.Event]] = {}
+        # Keyed by lease token: a job id can come back (SQLite reuses the ids of
+        # deleted rows) while an attempt of the old job is still winding down.
+        self._running: dict[str, tuple[Job, threading.Event]] = {}
         self._running_lock = threading.Lock()
         self._slot_freed = threading.Condition(self._running_lock)
         self._inflight = 0
         self.mark_after = mark_after
-        self._marks: dict[int, tuple[float, str, NewEvent]] = {}
+        self._marks: dict[str, tuple[float, str, NewEvent]] = {}
         self._marks_lock = threading.Lock()
         self._tasks: dict[tuple[int, str], Step] = {}
         self._slots: ThreadPoolExecutor | None = None
@@ -183,7 +185,7 @@ class WorkerPool:
     def _run_one(self, job: Job) -> Job | None:
         cancelled = threading.Event()
         with self._running_lock:
-            self._running[job.id] = (job, cancelled)
+            self._running[job.lease_token] = (job, cancelled)
         try:
             with job_scope(job):  # logs and traces inside name the job
                 return self._execute(job, cancelled)
@@ -193,7 +195,7 @@ class WorkerPool:
             log.exception("job %s of %s failed inside the engine", job.id, job.execution_id)
         finally:
             with self._running_lock:
-                self._running.pop(job.id, None)
+                self._running.pop(job.lease_token, None)
         return None
 
     def _execute(self, job: Job, cancelled: threading.Event) -> Job | None:
@@ -223,7 +225,7 @@ class WorkerPool:
                 data={"worker": self.worker_id},
             )
             with self._marks_lock:
-                self._marks[job.id] = (time.monotonic() + self.mark_after, eid, started)
+                self._marks[job.lease_token] = (time.monotonic() + self.mark_after, eid, started)
         jc = JobContext(
             execution_id=eid,
             workload=snap["workload"],
@@ -234,6 +236,7 @@ class WorkerPool:
             services=self.services,
             cancelled=cancelled,
             names=names,
+            secret_steps=self.executor.secret_steps(pb),
         )
         if phase == "expand":
             outcome = self.executor.expand(step, job, jc)
@@ -243,7 +246,7 @@ class WorkerPool:
         else:
             outcome = self.executor.run(step, job, jc)
         with self._marks_lock:  # held by the marker while it writes, so no overtaking
-            mark = self._marks.pop(job.id, None)
+            mark = self._marks.pop(job.lease_token, None)
         if mark is not None:
             outcome.insert(0, mark[2])
         chain = None if self._stop.is_set() else self.lessee
@@ -287,8 +290,8 @@ class WorkerPool:
             except Exception:
                 log.exception("heartbeat failed")
                 continue
-            for job_id in lost:
-                running[job_id][1].set()
+            for token in lost:
+                running[token][1].set()
 
     def _on_finished(self, execution_id: str) -> None:
         with self._running_lock:

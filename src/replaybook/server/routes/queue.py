@@ -117,7 +117,7 @@ def record(body: RecordRequest, request: Request) -> Response:
     return Response(status_code=204)
 
 
-@router.post("/heartbeat", summary="Extend leases; answers the ids of lost ones")
+@router.post("/heartbeat", summary="Extend leases; answers the lease tokens of lost ones")
 def heartbeat(body: HeartbeatRequest, request: Request) -> dict[str, Any]:
     st = state_of(request)
     st.workers.seen(body.worker_id, body.pools, running=body.running, concurrency=body.concurrency)
