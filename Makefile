@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint unit conformance bench clean
+.PHONY: demo test lint unit conformance conformance-server bench bench-server clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +27,15 @@ unit: $(VENV)/.installed
 conformance: $(VENV)/.installed
 	$(BIN)/python scripts/conformance.py
 
+# The same suite against `replaybook server` on PostgreSQL with two worker processes.
+conformance-server: $(VENV)/.installed
+	$(BIN)/python scripts/conformance_server.py
+
 bench: $(VENV)/.installed
 	$(BIN)/python bench/linear_steps.py
+
+bench-server: $(VENV)/.installed
+	$(BIN)/python bench/server_pg.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
