@@ -23,7 +23,7 @@ from replaybook.actions.registry import get_action
 from replaybook.core import events as ev
 from replaybook.errors import ActionError, ReplaybookError, TemplateError
 from replaybook.masking import MASK, SECRET_REF, SecretScope, env_masker
-from replaybook.playbook.model import Routing, Step
+from replaybook.playbook.model import Playbook, Routing, Step
 from replaybook.store.base import Job, NewEvent
 from replaybook.template import TEMPLATES
 
@@ -51,6 +51,9 @@ class JobContext:
     cancelled: threading.Event = field(default_factory=threading.Event)
     # Iterator names (element, _loop) of an item job; they shadow everything.
     names: Mapping[str, Any] = field(default_factory=dict)
+    # Names of the playbook's secrets steps (StepExecutor.secret_steps), whose
+    # results are references to resolve again; None: unknown, every result is looked at.
+    secret_steps: frozenset[str] | None = None
 
 
 class _Fail(Exception):
@@ -75,6 +78,28 @@ def _error(step: str, attempt: int, exc: BaseException) -> dict[str, Any]:
 class StepExecutor:
     def __init__(self, random_factor: Callable[[], float] | None = None) -> None:
         self._jitter = random_factor or (lambda: random.uniform(0.5, 1.0))
+        self._secret_steps: dict[int, tuple[Playbook, frozenset[str]]] = {}
+
+    def secret_steps(self, playbook: Playbook) -> frozenset[str]:
+        """The names of `playbook`'s secrets steps (iterators of secrets included),
+        for JobContext.secret_steps; computed once per playbook."""
+        got = self._secret_steps.get(id(playbook))
+        if got is not None and got[0] is playbook:
+            return got[1]
+        names = frozenset(
+            s.name
+            for s in playbook.steps
+            if s.type == "secrets"
+            or (
+                s.type == "iterator"
+                and isinstance(s.spec.get("task"), Mapping)
+                and s.spec["task"].get("type") == "secrets"
+            )
+        )
+        if len(self._secret_steps) > 256:
+            self._secret_steps.clear()
+        self._secret_steps[id(playbook)] = (playbook, names)
+        return names
 
     # -- context -------------------------------------------------------------
     def base_context(self, jc: JobContext, job: Job) -> dict[str, Any]:
@@ -545,7 +570,13 @@ def reveal(ctx: dict[str, Any], jc: JobContext, scope: SecretScope) -> None:
     """Put back in `ctx` the values of the secrets steps' results, which the log
     holds as references (see replaybook.masking); they join the job's scope."""
     results = jc.results
-    for name in _SECRET_STEPS.names(jc.execution_id, results):
+    if jc.secret_steps is None:
+        names = _SECRET_STEPS.names(jc.execution_id, results)
+    elif not jc.secret_steps:
+        return
+    else:
+        names = [n for n in jc.secret_steps if _is_ref(results.get(n))]
+    for name in names:
         result = results[name]
         if result.__class__ is dict:
             ctx[name] = _revealed(result, jc, scope)
@@ -554,6 +585,12 @@ def reveal(ctx: dict[str, Any], jc: JobContext, scope: SecretScope) -> None:
                 _revealed(r, jc, scope) if r.__class__ is dict and SECRET_REF in r else r
                 for r in result
             ]
+
+
+def _is_ref(result: Any) -> bool:
+    if result.__class__ is dict:
+        return SECRET_REF in result
+    return result.__class__ is list and _holds_refs(result)
 
 
 class _SecretSteps:
@@ -580,12 +617,7 @@ class _SecretSteps:
             seen, secret = entry
             new = results.keys() - seen
             if new:
-                for name in new:
-                    result = results[name]
-                    if (result.__class__ is dict and SECRET_REF in result) or (
-                        result.__class__ is list and _holds_refs(result)
-                    ):
-                        secret.add(name)
+                secret.update(name for name in new if _is_ref(results[name]))
                 seen |= new
             return [name for name in secret if name in results] if secret else []
 
