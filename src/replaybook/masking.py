@@ -29,8 +29,12 @@ How a later step can USE a secret while the event log never holds it:
    the provider again (`actions.secrets.resolve_ref`) and puts the real value back in
    the context, adding it to the new job's scope. `{{ word.value }}` therefore renders
    the real secret, and whatever the job writes is masked again.
+   The worker names the playbook's secrets steps (JobContext.secret_steps), so the
+   jobs of a playbook without any never look at their results.
 3. `auth` credentials are resolved the same way, just before the action runs, from the
-   credential store; only the credential's name is ever in a playbook or an event.
+   credential store; only the credential's name is ever in a playbook or an event. A
+   worker without a store (`replaybook worker --server`) gets the ciphertext from the
+   server and decrypts it with its own key: no secret value crosses the API.
 
 So the set of secrets to mask is never stored: each job rebuilds it from its
 environment and the references in the log, and a resumed or replayed execution reads
