@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -24,6 +25,9 @@ from replaybook.runtime.engine import Engine
 from replaybook.store.base import Event, Job, NewEvent
 
 log = logging.getLogger("replaybook.coordinator")
+
+# How long after one of our appends its store notification is expected.
+OWN_NOTICE_SECONDS = 1.0
 
 # Called with an execution id when that execution reached a terminal status.
 FinishedCallback = Callable[[str], None]
@@ -115,6 +119,10 @@ class LocalCoordinator:
         self._unwatch: Callable[[], None] | None = None
         self._watch_lock = threading.Lock()
         self._change_listeners: list[Callable[[str, int], None]] = []
+        # When this process's own appends were made, per execution, to recognise
+        # their notifications (see _on_change).
+        self._own: dict[str, deque[float]] = {}
+        self._own_lock = threading.Lock()
         engine.add_listener(self._on_commit)
         if shared:
             self._watch()
@@ -135,6 +143,14 @@ class LocalCoordinator:
         self._change_listeners.append(fn)
 
     def _on_change(self, execution_id: str, jobs: int) -> None:
+        # The store announces our own appends too. Waking the waiters for those
+        # would let another worker's long poll race the committing worker for the
+        # job it is about to chain to (an extra hand-off per step); the commit
+        # itself already woke whoever was needed. So a notice that matches one of
+        # our appends of the last second is not a wake-up. (A notice that arrives
+        # before its commit is recorded here wakes once, harmlessly.)
+        if self._is_own(execution_id):
+            return
         if jobs > 0:
             self.engine.work_available()
         for fn in self._change_listeners:
@@ -143,7 +159,22 @@ class LocalCoordinator:
             except Exception:
                 log.exception("change listener failed")
 
+    def _is_own(self, execution_id: str) -> bool:
+        now = time.monotonic()
+        with self._own_lock:
+            pending = self._own.get(execution_id)
+            while pending and pending[0] < now - OWN_NOTICE_SECONDS:
+                pending.popleft()
+            if not pending:
+                self._own.pop(execution_id, None)
+                return False
+            pending.popleft()
+            return True
+
     def _on_commit(self, execution_id: str, written: Sequence[Event]) -> None:
+        if self._unwatch is not None and written:
+            with self._own_lock:
+                self._own.setdefault(execution_id, deque()).append(time.monotonic())
         if any(e.type in ev.TERMINAL_EXECUTION for e in written):
             for fn in self._finished:
                 fn(execution_id)
@@ -191,12 +222,14 @@ class LocalCoordinator:
                 if engine.generation == seen and not self._closed:
                     engine.work.wait(timeout)
 
-    def context(self, job: Job) -> JobContext | None:
+    def context(self, job: Job, *, chained: bool = False) -> JobContext | None:
+        """`chained`: the job was enqueued by a commit this process just made, so
+        the cached state is current and the log need not be re-read."""
         try:
             pb = self.engine.playbook_of(job.execution_id)
         except NotFound:
             return None
-        snap = self.engine.snapshot(job.execution_id, job.step, refresh=self.shared)
+        snap = self.engine.snapshot(job.execution_id, job.step, refresh=self.shared and not chained)
         return JobContext(pb, snap)
 
     def complete(self, job: Job, events: Sequence[NewEvent], *, chain: Lessee | None) -> Job | None:

@@ -10,7 +10,6 @@ them its workers and clients talk to.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -31,7 +30,6 @@ from replaybook.errors import (
 )
 from replaybook.runtime.coordinator import LocalCoordinator
 from replaybook.runtime.engine import Engine
-from replaybook.server.auth import token_middleware
 from replaybook.server.metrics import Metrics
 from replaybook.server.sse import EventHub
 from replaybook.server.workers import WorkerRegistry
@@ -133,23 +131,10 @@ def create_app(
 
 
 def _install_middleware(app: FastAPI, state: ServerState, token: str | None) -> None:
-    metrics = state.metrics
+    from replaybook.server.asgi import Guard
 
-    @app.middleware("http")
-    async def measure(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        t0 = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        name = getattr(route, "path", "unmatched")
-        metrics.requests.labels(request.method, name, str(response.status_code)).inc()
-        metrics.latency.labels(name).observe(time.perf_counter() - t0)
-        return response
-
-    if token:
-        # Added last, so it runs first: nothing is served or measured unauthenticated.
-        app.middleware("http")(token_middleware(token))
+    # Outermost: nothing is served (or measured) unauthenticated.
+    app.add_middleware(Guard, metrics=state.metrics, token=token)
 
 
 def _install_errors(app: FastAPI, state: ServerState) -> None:

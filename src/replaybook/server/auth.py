@@ -3,12 +3,6 @@ must carry `Authorization: Bearer <token>`."""
 
 from __future__ import annotations
 
-import hmac
-from collections.abc import Awaitable, Callable
-
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-
 OPEN_PATHS = frozenset({"/health"})
 # Webhooks are called by other systems: each hook's own secret guards it.
 OPEN_PREFIXES = ("/api/hooks/",)
@@ -27,25 +21,3 @@ def check_bind(host: str, token: str | None) -> None:
         raise TokenRequired(
             f"binding {host} (not loopback) requires an API token: set REPLAYBOOK_API_TOKEN"
         )
-
-
-def token_middleware(
-    token: str,
-) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
-    expected = f"Bearer {token}".encode()
-
-    async def check(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        path = request.url.path
-        if path not in OPEN_PATHS and not path.startswith(OPEN_PREFIXES):
-            given = request.headers.get("authorization", "").encode()
-            if not hmac.compare_digest(given, expected):
-                return JSONResponse(
-                    {"detail": "missing or wrong API token (Authorization: Bearer ...)"},
-                    status_code=401,
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
-        return await call_next(request)
-
-    return check

@@ -64,10 +64,10 @@ class ReleaseRequest(BaseModel):
     jobs: list[dict[str, Any]]
 
 
-def leased(st: ServerState, job: Job) -> dict[str, Any]:
+def leased(st: ServerState, job: Job, chained: bool = False) -> dict[str, Any]:
     """A job with what it needs to run: its playbook's catalog key and a snapshot
     (null when the execution has ended or is gone: drop the job)."""
-    ctx = st.coordinator.context(job)
+    ctx = st.coordinator.context(job, chained=chained)
     if ctx is None:
         return {"job": job_to_json(job), "playbook": None, "snapshot": None}
     snap = ctx.snapshot
@@ -107,7 +107,7 @@ def complete(body: CompleteRequest, request: Request) -> dict[str, Any]:
     st.metrics.jobs_completed.inc()
     if nxt is not None:
         st.metrics.jobs_leased.inc()
-    return {"next": None if nxt is None else leased(st, nxt)}
+    return {"next": None if nxt is None else leased(st, nxt, chained=True)}
 
 
 @router.post("/record", status_code=204, summary="Append events that decide nothing")

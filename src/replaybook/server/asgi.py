@@ -1,0 +1,72 @@
+"""The server's outermost layer, as plain ASGI (cheaper per request than Starlette's
+BaseHTTPMiddleware, which matters on the queue's hot path): the bearer-token check
+and the request metrics."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import time
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from replaybook.server.auth import OPEN_PATHS, OPEN_PREFIXES
+from replaybook.server.metrics import Metrics
+
+_UNAUTHORIZED = json.dumps(
+    {"detail": "missing or wrong API token (Authorization: Bearer ...)"}
+).encode()
+
+
+class Guard:
+    def __init__(self, app: ASGIApp, metrics: Metrics, token: str | None) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.expected = f"Bearer {token}".encode() if token else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        if (
+            self.expected is not None
+            and path not in OPEN_PATHS
+            and not path.startswith(OPEN_PREFIXES)
+        ):
+            given = dict(scope["headers"]).get(b"authorization", b"")
+            if not hmac.compare_digest(given, self.expected):
+                await _send_401(send)
+                return
+        t0 = time.perf_counter()
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route: Any = scope.get("route")
+            name = getattr(route, "path", "unmatched")
+            self.metrics.requests.labels(scope["method"], name, str(status)).inc()
+            self.metrics.latency.labels(name).observe(time.perf_counter() - t0)
+
+
+async def _send_401(send: Send) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 401,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(_UNAUTHORIZED)).encode()),
+                (b"www-authenticate", b"Bearer"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": _UNAUTHORIZED})
