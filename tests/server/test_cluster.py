@@ -429,3 +429,87 @@ workflow:
         invalid = cli("run", str(bad), "--json")
         assert invalid.returncode == 2
         assert json.loads(invalid.stdout)["status"] == "invalid"
+
+
+def test_workers_on_the_database_and_execute(
+    tmp_path: Path, pg_url: str, proc_env: dict[str, str]
+) -> None:
+    """`replaybook worker --db` processes (no server) work on what `execute` queues."""
+    pb = write(tmp_path, "fanout.yaml", FANOUT.replace(f"n: {ITEMS}", "n: 30"))
+    env = {**proc_env, "REPLAYBOOK_DB": pg_url}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "replaybook", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    assert cli("register", str(pb)).returncode == 0
+    started = cli("execute", "tests/fanout", "--json")
+    assert started.returncode == 0, started.stderr
+    eid = json.loads(started.stdout)["execution_id"]
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "replaybook", "worker", "--db", pg_url, "--concurrency", "4"],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    try:
+        from replaybook.store import open_store
+
+        store = open_store(pg_url)
+        try:
+            wait_for(
+                lambda: (info := store.get_execution(eid)) is not None and info.status != "running",
+                what="the execution's end",
+            )
+            events = [e.as_dict() for e in store.read_events(eid)]
+        finally:
+            store.close()
+    finally:
+        for w in workers:
+            w.send_signal(signal.SIGTERM)
+        for w in workers:
+            w.communicate(timeout=30)
+    shown = json.loads(cli("executions", "show", eid, "--json").stdout)
+    assert shown["status"] == "completed"
+    assert [r["i"] for r in shown["result"]] == list(range(30))
+    assert item_completions(events, "fan") == Counter(range(30))
+    by = {e["data"].get("worker") for e in events if e["type"] == "step.started"} - {None}
+    assert len(by) == 2
+    assert all(w.returncode == 0 for w in workers)
+
+
+def test_cancel_and_resume_through_the_cli(
+    tmp_path: Path, pg_url: str, proc_env: dict[str, str]
+) -> None:
+    pb = write(tmp_path, "chain.yaml", SLOW_CHAIN)
+    with LocalCluster(pg_url, workers=1, env=proc_env, log_dir=tmp_path / "logs") as cluster:
+        env = {**proc_env, "REPLAYBOOK_SERVER": cluster.url}
+
+        def cli(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "replaybook", *args],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+
+        assert cli("register", str(pb)).returncode == 0
+        eid = json.loads(cli("execute", "tests/chain", "--json").stdout)["execution_id"]
+        cancelled = cli("executions", "cancel", eid, "--json")
+        assert cancelled.returncode == 0, cancelled.stderr
+        assert json.loads(cancelled.stdout)["status"] == "cancelled"
+        resumed = cli("executions", "resume", eid, "--json")
+        assert resumed.returncode == 0, resumed.stderr
+        out = json.loads(resumed.stdout)
+        assert out["status"] == "completed" and out["result"] == 3
+        again = cli("executions", "resume", eid, "--from", "nowhere", "--json")
+        assert again.returncode == 1 and "nowhere" in again.stderr
