@@ -513,3 +513,20 @@ def test_cancel_and_resume_through_the_cli(
         assert out["status"] == "completed" and out["result"] == 3
         again = cli("executions", "resume", eid, "--from", "nowhere", "--json")
         assert again.returncode == 1 and "nowhere" in again.stderr
+
+
+def test_server_with_its_own_worker_slots(
+    tmp_path: Path, pg_url: str, proc_env: dict[str, str]
+) -> None:
+    pb = write(tmp_path, "fanout.yaml", FANOUT.replace(f"n: {ITEMS}", "n: 10"))
+    with (
+        LocalCluster(
+            pg_url, workers=0, server_workers=2, env=proc_env, log_dir=tmp_path / "logs"
+        ) as cluster,
+        ApiClient(cluster.url) as api,
+    ):
+        entry = register(api, pb)
+        out = api.execution(api.start(entry["path"], entry["version"]), wait=60)
+        assert out["status"] == "completed"
+        assert [r["i"] for r in out["result"]] == list(range(10))
+        assert api.workers() == []  # in-process slots are not remote workers

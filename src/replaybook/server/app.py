@@ -10,6 +10,8 @@ them its workers and clients talk to.
 from __future__ import annotations
 
 import os
+import threading
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -89,6 +91,7 @@ def create_app(
     )
     engine.add_listener(lambda eid, _written: state.hub.notify(eid))
     coordinator.add_change_listener(lambda eid, _jobs: state.hub.notify(eid))
+    coordinator.on_finished(_forgetting(engine))
     if workers > 0:
         state.runner = _in_process_workers(state, workers, data_dir or default_data_dir())
     state.background = _background(state, data_dir, scheduler, retention)
@@ -163,6 +166,26 @@ def _install_errors(app: FastAPI, state: ServerState) -> None:
     app.add_exception_handler(TemplateError, handler(422, "template"))
     app.add_exception_handler(UsageError, handler(400, "usage"))
     app.add_exception_handler(PlaybookInvalid, invalid)
+
+
+# Finished executions whose folded state the engine keeps cached (a resume or a late
+# reader may still want it); older ones are dropped, so a long-running server's
+# memory does not grow with every execution it has seen.
+KEEP_FINISHED = 256
+
+
+def _forgetting(engine: Engine) -> Callable[[str], None]:
+    finished: deque[str] = deque()
+    lock = threading.Lock()
+
+    def on_finished(execution_id: str) -> None:
+        with lock:
+            finished.append(execution_id)
+            old = finished.popleft() if len(finished) > KEEP_FINISHED else None
+        if old is not None:
+            engine.forget(old)
+
+    return on_finished
 
 
 class _InProcessWorkers:
