@@ -333,6 +333,9 @@ def executions_show(
 def executions_events(
     execution_id: str,
     after: Annotated[int, typer.Option(help="Only events after this seq.")] = 0,
+    follow: Annotated[
+        bool, typer.Option("--follow", help="Print new events until it ends (--json: lines).")
+    ] = False,
     as_json: JsonOpt = False,
     db: DbOpt = None,
     server: ServerOpt = None,
@@ -342,9 +345,18 @@ def executions_events(
     if api is not None:
         from replaybook.commands import remote
 
+        if follow:
+            remote.require_execution(api, execution_id)
+            from replaybook.commands.events import follow_remote
+
+            return follow_remote(api, execution_id, after, as_json)
         return remote.executions_events(api, execution_id, after, as_json)
     store = _open_store(db)
     _require(store, execution_id)
+    if follow:
+        from replaybook.commands.events import follow_local
+
+        return follow_local(store, execution_id, after, as_json)
     events = [e.as_dict() for e in store.read_events(execution_id, after_seq=after)]
     if as_json:
         _emit(events)

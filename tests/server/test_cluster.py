@@ -461,6 +461,9 @@ def test_workers_on_the_database_and_execute(
         for _ in range(2)
     ]
     try:
+        followed = cli("executions", "events", eid, "--follow", "--json")
+        kinds = [json.loads(line)["type"] for line in followed.stdout.splitlines()]
+        assert kinds[0] == "execution.started" and kinds[-1] == "execution.completed"
         from replaybook.store import open_store
 
         store = open_store(pg_url)
@@ -503,6 +506,12 @@ def test_cancel_and_resume_through_the_cli(
             )
 
         assert cli("register", str(pb)).returncode == 0
+        first = json.loads(cli("execute", "tests/chain", "--json").stdout)["execution_id"]
+        followed = cli("executions", "events", first, "--follow", "--json")
+        lines = [json.loads(line) for line in followed.stdout.splitlines()]
+        assert lines[0]["type"] == "execution.started"
+        assert lines[-1]["type"] == "execution.completed"
+        assert [e["seq"] for e in lines] == list(range(1, len(lines) + 1))
         eid = json.loads(cli("execute", "tests/chain", "--json").stdout)["execution_id"]
         cancelled = cli("executions", "cancel", eid, "--json")
         assert cancelled.returncode == 0, cancelled.stderr

@@ -26,7 +26,7 @@ def api_for(server: str | None) -> ApiClient | None:
     return None if url is None else ApiClient(url, token_from_env())
 
 
-def _require(api: ApiClient, execution_id: str) -> dict[str, Any]:
+def require_execution(api: ApiClient, execution_id: str) -> dict[str, Any]:
     try:
         out: dict[str, Any] = api.execution(execution_id)
     except NotFound:
@@ -64,7 +64,7 @@ def executions_list(
 
 
 def executions_show(api: ApiClient, execution_id: str, as_json: bool) -> None:
-    got = _require(api, execution_id)
+    got = require_execution(api, execution_id)
     out = {k: got[k] for k in OUTCOME_KEYS}
     out["playbook"] = got["playbook"]
     out["version"] = got["version"]
@@ -77,7 +77,7 @@ def executions_show(api: ApiClient, execution_id: str, as_json: bool) -> None:
 
 
 def executions_events(api: ApiClient, execution_id: str, after: int, as_json: bool) -> None:
-    _require(api, execution_id)
+    require_execution(api, execution_id)
     events = api.all_events(execution_id, after)
     if as_json:
         _emit(events)
@@ -93,7 +93,7 @@ def executions_events(api: ApiClient, execution_id: str, after: int, as_json: bo
 
 
 def executions_cancel(api: ApiClient, execution_id: str, as_json: bool) -> None:
-    _require(api, execution_id)
+    require_execution(api, execution_id)
     got = api.cancel(execution_id)
     out = {k: got[k] for k in OUTCOME_KEYS}
     if as_json:
@@ -105,7 +105,7 @@ def executions_cancel(api: ApiClient, execution_id: str, as_json: bool) -> None:
 def executions_resume(
     api: ApiClient, execution_id: str, from_step: str | None, as_json: bool
 ) -> NoReturn:
-    _require(api, execution_id)
+    require_execution(api, execution_id)
     api.resume(execution_id, from_step)
     outcome = follow(api, execution_id, None)
     if as_json:
