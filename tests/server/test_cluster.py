@@ -539,3 +539,30 @@ def test_server_with_its_own_worker_slots(
         assert out["status"] == "completed"
         assert [r["i"] for r in out["result"]] == list(range(10))
         assert api.workers() == []  # in-process slots are not remote workers
+
+
+def test_run_follows_through_a_server_restart(
+    tmp_path: Path, pg_url: str, proc_env: dict[str, str]
+) -> None:
+    """`run --server` keeps following the execution when the server restarts."""
+    pb = write(tmp_path, "chain.yaml", SLOW_CHAIN)
+    with LocalCluster(pg_url, workers=1, env=proc_env, log_dir=tmp_path / "logs") as cluster:
+        env = {**proc_env, "REPLAYBOOK_SERVER": cluster.url}
+        run = subprocess.Popen(
+            [sys.executable, "-m", "replaybook", "run", str(pb), "--json"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            with ApiClient(cluster.url) as api:
+                wait_for(lambda: api.executions(status="running"), what="a running execution")
+            cluster.restart_server(0)
+            out, err = run.communicate(timeout=120)
+        finally:
+            if run.poll() is None:
+                run.kill()
+    assert run.returncode == 0, err
+    result = json.loads(out)
+    assert result["status"] == "completed" and result["result"] == 3
