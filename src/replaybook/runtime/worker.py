@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from replaybook.core import events as ev
-from replaybook.errors import StaleLease
+from replaybook.errors import ReplaybookError, StaleLease
 from replaybook.observability.context import job_scope
 from replaybook.playbook.load import task_step
 from replaybook.playbook.model import Playbook, Step
@@ -144,6 +144,10 @@ class WorkerPool:
                 jobs = self.coordinator.lease(
                     self.worker_id, free, self.lease_seconds, self.pools, self.poll_seconds * 10
                 )
+            except ReplaybookError as e:  # the store or server is away: said, not dumped
+                log.warning("leasing failed: %s", e)
+                self._stop.wait(self.poll_seconds)
+                continue
             except Exception:
                 log.exception("leasing failed")
                 self._stop.wait(self.poll_seconds)
