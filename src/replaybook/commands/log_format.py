@@ -1,4 +1,5 @@
-"""The global `--log-format text|json` option (before the command:
+"""Global set-up of every command: traces (when OTEL_EXPORTER_OTLP_ENDPOINT is set,
+see observability.tracing) and the `--log-format text|json` option (before the command:
 `replaybook --log-format json run ...`); `REPLAYBOOK_LOG_FORMAT` sets it too, which
 is how a server or worker started by a supervisor gets JSON logs."""
 
@@ -24,6 +25,9 @@ def log_format_option(
     ] = None,
 ) -> None:
     """Replaybook: run declarative YAML playbooks, durably."""
+    from replaybook.observability.tracing import configure_tracing
+
+    configure_tracing()  # on only when OTEL_EXPORTER_OTLP_ENDPOINT is set
     if log_format is not None:
         from replaybook.observability.logs import set_log_format
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -58,14 +58,58 @@ def execution_scope(execution_id: str) -> Iterator[None]:
         CURRENT.reset(token)
 
 
+class Attempt:
+    """What the worker learns while running a job: its step type and outcome."""
+
+    __slots__ = ("error", "recorded", "status", "step_type")
+
+    def __init__(self) -> None:
+        self.recorded = False
+        self.step_type: str | None = None
+        self.status: str | None = None
+        self.error: str | None = None
+
+
+ATTEMPT: ContextVar[Attempt | None] = ContextVar("replaybook_attempt", default=None)
+
+
+def record_outcome(step_type: str | None, outcome: Sequence[Any]) -> None:
+    """Called by the worker with the events an attempt produced (for metrics and the
+    attempt's span)."""
+    attempt = ATTEMPT.get()
+    if attempt is not None:
+        from replaybook.observability.metrics import attempt_status
+
+        attempt.recorded = True
+        attempt.step_type = step_type
+        attempt.status, attempt.error = attempt_status(outcome)
+
+
 @contextmanager
 def job_scope(job: JobLike) -> Iterator[None]:
-    """Logs and traces inside name this job's execution, step, attempt and item."""
+    """Logs, metrics and traces inside name this job's execution, step, attempt and
+    item. The span is only made when tracing is on (tracing.TRACER)."""
+    from replaybook.observability import tracing
+    from replaybook.observability.metrics import observe_attempt
+
     token = CURRENT.set(JobContext(job.execution_id, job.step, job.attempt, job.index, job.visit))
+    attempt = Attempt()
+    attempt_token = ATTEMPT.set(attempt)
+    span = None
+    if tracing.TRACER is not None:
+        span = tracing.start_attempt_span(
+            job.execution_id, job.step, job.attempt, job.index, job.visit
+        )
     start = time.perf_counter()
     try:
         yield
     finally:
+        seconds = time.perf_counter() - start
+        if attempt.recorded:
+            observe_attempt(attempt.step_type or "router", attempt.status or "done", seconds)
+        if span is not None:
+            tracing.end_attempt_span(span, attempt.step_type, attempt.status, attempt.error)
         if log.isEnabledFor(logging.DEBUG):
-            log.debug("job of step %s done in %.3fs", job.step, time.perf_counter() - start)
+            log.debug("job of step %s done in %.3fs", job.step, seconds)
+        ATTEMPT.reset(attempt_token)
         CURRENT.reset(token)

@@ -23,6 +23,7 @@ from replaybook.core.state import ExecutionState
 from replaybook.core.topology import Topology, build_topology
 from replaybook.errors import NotFound, SeqConflict, TemplateError
 from replaybook.masking import env_masker
+from replaybook.observability import tracing
 from replaybook.playbook.model import Playbook
 from replaybook.store.base import Event, ExecutionInfo, Job, NewEvent, Store
 
@@ -67,7 +68,7 @@ class Engine:
         self._states: dict[str, ExecutionState] = {}
         self._playbooks: dict[tuple[str, int], _Loaded] = {}
         self._exec_playbook: dict[str, tuple[str, int]] = {}
-        self._listeners: list[Listener] = []
+        self._listeners: list[Listener] = [tracing.engine_listener(self)]  # ends spans
         self.changed = threading.Condition()  # notified when an execution ends
         self.work = threading.Condition()  # notified when there is work to lease
         self.last_commit_jobs = threading.local()

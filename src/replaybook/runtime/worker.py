@@ -25,7 +25,7 @@ from typing import Any
 
 from replaybook.core import events as ev
 from replaybook.errors import ReplaybookError, StaleLease
-from replaybook.observability.context import job_scope
+from replaybook.observability.context import job_scope, record_outcome
 from replaybook.playbook.load import task_step
 from replaybook.playbook.model import Playbook, Step
 from replaybook.runtime.coordinator import Coordinator, Lessee, LocalCoordinator
@@ -249,6 +249,7 @@ class WorkerPool:
             outcome = self.executor.finish(step, job, jc, it["results"], it["failed"])
         else:
             outcome = self.executor.run(step, job, jc)
+        record_outcome(step.type, outcome)  # metrics and the attempt's span
         with self._marks_lock:  # held by the marker while it writes, so no overtaking
             mark = self._marks.pop(job.lease_token, None)
         if mark is not None:

@@ -227,6 +227,9 @@ def _include_triggers(app: FastAPI) -> None:
 
     app.include_router(schedules.router)
     app.include_router(hooks.router)
+    from replaybook.server import observe
+
+    observe.install(app.state.rb)
 
 
 def _background(

@@ -173,6 +173,18 @@ class Hook:
     updated_at: str
 
 
+@dataclass(frozen=True)
+class QueueStats:
+    """Outstanding work at one instant (for metrics)."""
+
+    queued: int
+    due: int  # queued and leasable now
+    leased: int
+    expired: int  # leased, lease expired (a worker died or stalled)
+    oldest_due_seconds: float  # how long the longest-waiting due job has waited
+    oldest_leased_seconds: float  # how long ago the oldest leased job became available
+
+
 FINISHED_STATUSES = ("completed", "failed", "cancelled")
 
 
@@ -349,6 +361,11 @@ class Store(Protocol):
     def unstarted_slots(self, claimed_before: str) -> list[ScheduleSlot]:
         """Claimed slots without an execution, claimed before `claimed_before`."""
         ...
+
+    # -- stats (metrics) ---------------------------------------------------------------
+    def executions_by_status(self) -> dict[str, int]: ...
+
+    def queue_stats(self) -> QueueStats: ...
 
     # -- webhooks ----------------------------------------------------------------------
     def put_hook(

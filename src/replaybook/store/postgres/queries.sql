@@ -359,6 +359,25 @@ FROM hooks ORDER BY name
 -- name: delete_hook
 DELETE FROM hooks WHERE name = %(name)s
 
+-- stats -------------------------------------------------------------------------
+
+-- name: executions_by_status
+SELECT status, count(*) FROM executions GROUP BY status
+
+-- Outstanding work, for metrics: counts, the longest wait of a due queued job and the
+-- oldest leased job's age (since it became available), in seconds at %(now)s.
+-- name: queue_stats
+SELECT
+    count(*) FILTER (WHERE status = 'queued'),
+    count(*) FILTER (WHERE status = 'queued' AND available_at <= %(now)s),
+    count(*) FILTER (WHERE status = 'leased'),
+    count(*) FILTER (WHERE status = 'leased' AND lease_expires_at < %(now)s),
+    coalesce(extract(epoch FROM %(now)s - min(available_at)
+        FILTER (WHERE status = 'queued' AND available_at <= %(now)s)), 0)::float8,
+    coalesce(extract(epoch FROM %(now)s - min(available_at)
+        FILTER (WHERE status = 'leased')), 0)::float8
+FROM jobs
+
 -- migrations --------------------------------------------------------------------
 
 -- Every opener takes this lock before looking at the schema, so concurrent openers

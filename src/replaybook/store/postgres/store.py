@@ -49,7 +49,7 @@ from replaybook.store.base import (
 from replaybook.store.postgres.migrate import Connection, apply_migrations, connect
 from replaybook.store.postgres.sql import QUERIES
 from replaybook.store.postgres.target import PostgresTarget, parse_url
-from replaybook.store.postgres.triggers import TriggerStore
+from replaybook.store.postgres.triggers import StatsStore, TriggerStore
 from replaybook.store.postgres.watch import ChangeWatcher
 from replaybook.version import LOGIC_VERSION
 
@@ -126,7 +126,7 @@ class _Rejected(Exception):
     whether the execution is missing or another writer appended first."""
 
 
-class PostgresStore(TriggerStore):
+class PostgresStore(TriggerStore, StatsStore):
     """Store on a PostgreSQL database named by a `postgresql://` URL (see target.py for
     its `schema` and `pool_size` parameters); `clock` returns unix seconds and drives
     every timestamp, delay and lease expiry (tests pass a fake clock)."""

@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Any, Final
 import psycopg
 
 from replaybook.errors import StoreError
-from replaybook.store.base import Hook, NewSchedule, Schedule, ScheduleSlot, iso_seconds
+from replaybook.store.base import (
+    Hook,
+    NewSchedule,
+    QueueStats,
+    Schedule,
+    ScheduleSlot,
+    iso_seconds,
+)
 from replaybook.store.postgres.migrate import Connection
 from replaybook.store.postgres.sql import QUERIES
 
@@ -181,3 +188,24 @@ class TriggerStore:
     def delete_hook(self, name: str) -> bool:
         with self._connection() as conn:
             return conn.execute(_Q["delete_hook"], {"name": name}).rowcount > 0
+
+
+class StatsStore:
+    """Counts for metrics (a mixin of PostgresStore)."""
+
+    if TYPE_CHECKING:
+        _clock: Callable[[], float]
+
+        def _connection(self) -> AbstractContextManager[Connection]: ...
+
+    def executions_by_status(self) -> dict[str, int]:
+        with self._connection() as conn:
+            return {r[0]: int(r[1]) for r in conn.execute(QUERIES["executions_by_status"])}
+
+    def queue_stats(self) -> QueueStats:
+        with self._connection() as conn:
+            row = conn.execute(QUERIES["queue_stats"], {"now": _at(self._clock())}).fetchone()
+        assert row is not None
+        return QueueStats(
+            int(row[0]), int(row[1]), int(row[2]), int(row[3]), float(row[4]), float(row[5])
+        )

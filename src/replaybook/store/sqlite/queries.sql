@@ -280,6 +280,24 @@ FROM hooks ORDER BY name
 -- name: delete_hook
 DELETE FROM hooks WHERE name = :name
 
+-- stats -------------------------------------------------------------------------
+
+-- name: executions_by_status
+SELECT status, count(*) FROM executions GROUP BY status
+
+-- Outstanding work, for metrics: counts, the longest wait of a due queued job and the
+-- oldest leased job's age (since it became available), in seconds at :now.
+-- name: queue_stats
+SELECT
+    coalesce(sum(status = 'queued'), 0),
+    coalesce(sum(status = 'queued' AND available_at <= :now), 0),
+    coalesce(sum(status = 'leased'), 0),
+    coalesce(sum(status = 'leased' AND lease_expires_at < :now), 0),
+    coalesce(:now - min(CASE WHEN status = 'queued' AND available_at <= :now
+                             THEN available_at END), 0),
+    coalesce(:now - min(CASE WHEN status = 'leased' THEN available_at END), 0)
+FROM jobs
+
 -- migrations --------------------------------------------------------------------
 
 -- name: create_schema_migrations

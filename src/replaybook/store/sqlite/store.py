@@ -38,7 +38,7 @@ from replaybook.store.base import (
 )
 from replaybook.store.sqlite.migrate import apply_migrations, connect
 from replaybook.store.sqlite.sql import QUERIES
-from replaybook.store.sqlite.triggers import TriggerStore
+from replaybook.store.sqlite.triggers import StatsStore, TriggerStore
 from replaybook.version import LOGIC_VERSION
 
 _INSERT_EXECUTION: Final = QUERIES["insert_execution"]
@@ -114,7 +114,7 @@ def _job_row(execution_id: str, job: NewJob, now: float) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-class SQLiteStore(TriggerStore):
+class SQLiteStore(TriggerStore, StatsStore):
     """Store on one SQLite file (or ":memory:"); `clock` returns unix seconds and
     drives every timestamp, delay and lease expiry (tests pass a fake clock)."""
 

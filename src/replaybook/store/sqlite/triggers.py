@@ -10,7 +10,14 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Final
 
 from replaybook.errors import StoreError
-from replaybook.store.base import Hook, NewSchedule, Schedule, ScheduleSlot, iso_seconds
+from replaybook.store.base import (
+    Hook,
+    NewSchedule,
+    QueueStats,
+    Schedule,
+    ScheduleSlot,
+    iso_seconds,
+)
 from replaybook.store.sqlite.sql import QUERIES
 
 _SCHEDULE: Final = {
@@ -185,3 +192,23 @@ class TriggerStore:
 
 
 __all__ = ["TriggerStore"]
+
+
+class StatsStore:
+    """Counts for metrics (a mixin of SQLiteStore)."""
+
+    if TYPE_CHECKING:
+        _clock: Callable[[], float]
+
+        def _read(self) -> AbstractContextManager[sqlite3.Connection]: ...
+
+    def executions_by_status(self) -> dict[str, int]:
+        with self._read() as conn:
+            return dict(conn.execute(QUERIES["executions_by_status"]).fetchall())
+
+    def queue_stats(self) -> QueueStats:
+        with self._read() as conn:
+            row = conn.execute(QUERIES["queue_stats"], {"now": self._clock()}).fetchone()
+        return QueueStats(
+            int(row[0]), int(row[1]), int(row[2]), int(row[3]), float(row[4]), float(row[5])
+        )
