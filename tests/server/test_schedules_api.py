@@ -149,3 +149,46 @@ def test_metrics_count_fired_slots(store: Store, tmp_path: Path) -> None:
         for s in f.samples
     }
     assert samples[("replaybook_schedule_slots_total", "started")] >= 1
+
+
+def test_two_servers_on_one_store_fire_each_slot_once(tmp_path: Path) -> None:
+    """Two servers' background loops (each its own store connection and engine) race
+    over the same due slots: every slot starts exactly one execution."""
+    path = str(tmp_path / "shared.db")
+    stores = [open_store(path), open_store(path)]
+    stores[0].register_playbook("flows/report", "report", REPORT)
+    made = stores[0].create_schedule(
+        NewSchedule("often", "flows/report", "* * * * *", "UTC", catch_up="all")
+    )
+    # Both clocks stand 30 minutes after creation: 30 slots are due at once.
+    now = datetime.fromisoformat(made.created_at) + timedelta(minutes=30, seconds=1)
+    ticks = [0, 0]
+    loops = []
+    for n, store in enumerate(stores):
+        engine = Engine(store, catalog_loader(store), env={})
+        bg = Background(store, engine, tmp_path, clock=lambda: now, max_wait=0.01)
+        assert bg.scheduler is not None
+        tick = bg.scheduler.tick
+
+        def counted(tick: Any = tick, n: int = n) -> list[Fired]:
+            fired: list[Fired] = tick()
+            ticks[n] += 1
+            return fired
+
+        bg.scheduler.tick = counted  # type: ignore[method-assign]
+        loops.append(bg)
+    for bg in loops:
+        bg.start()
+    try:
+        deadline = time.monotonic() + 30
+        while min(ticks) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        for bg in loops:
+            bg.stop()
+    slots = stores[0].schedule_slots("often", limit=100)
+    assert len(slots) == 30 and len({s.slot for s in slots}) == 30
+    assert all(s.execution_id for s in slots)
+    assert len(stores[0].list_executions(playbook_path="flows/report", limit=100)) == 30
+    for store in stores:
+        store.close()
