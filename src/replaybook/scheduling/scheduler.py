@@ -140,7 +140,13 @@ class Scheduler:
                 log.error("schedule %s slot %s: not started: %s", schedule.id, iso(slot), exc)
                 return Fired(schedule.id, slot, None, str(exc))
         self.store.set_slot_execution(schedule.id, iso(slot), execution_id)
-        log.info("schedule %s slot %s started %s", schedule.id, iso(slot), execution_id)
+        log.info(
+            "schedule %s slot %s started %s",
+            schedule.id,
+            iso(slot),
+            execution_id,
+            extra={"execution_id": execution_id},
+        )
         return Fired(schedule.id, slot, execution_id)
 
     def _latest(self, path: str) -> int:
