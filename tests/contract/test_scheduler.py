@@ -196,3 +196,6 @@ def test_a_schedule_of_a_missing_playbook_reports_and_goes_on(
     [done] = s.tick()
     assert done.execution_id is None and done.error is not None
     assert "flows/missing" in done.error
+    clock.advance(300)  # the unstarted slot is retried once, then left alone
+    [retried] = s.tick()
+    assert retried.error is not None and s.tick() == []

@@ -89,6 +89,7 @@ class Scheduler:
         self.grace = grace
         self.restart_after = restart_after
         self._bad: set[tuple[str, str]] = set()  # (id, cron) reported as invalid
+        self._retried: set[tuple[str, str]] = set()  # unstarted slots retried once here
         self.on_fired: list[Callable[[Fired], None]] = []
 
     def tick(self) -> list[Fired]:
@@ -159,15 +160,17 @@ class Scheduler:
 
     def _restart_unstarted(self, now: datetime) -> list[Fired]:
         """Start the slots whose claimer stopped before starting them (claimed more
-        than `restart_after` ago, within the last day)."""
+        than `restart_after` ago, within the last day), once per scheduler."""
         fired = []
         oldest = now - timedelta(days=1)
         for pending in self.store.unstarted_slots(iso(now - self.restart_after)):
             slot = parse_iso(pending.slot)
             if parse_iso(pending.claimed_at) < oldest:
                 continue
+            key = (pending.schedule_id, pending.slot)
             schedule = self.store.get_schedule(pending.schedule_id)
-            if schedule is not None:
+            if schedule is not None and key not in self._retried:
+                self._retried.add(key)  # a start that fails again is not retried each tick
                 fired.append(self._start(schedule, slot))
         return fired
 
