@@ -80,6 +80,12 @@ def test_metrics_move_as_a_run_progresses(client: TestClient, tmp_path: Path) ->
     done = client.get(f"/api/executions/{eid}", params={"wait": 30}).json()
     assert done["status"] == "completed"
     after = scrape(client)
+    # The worker times an attempt until its job scope closes, just after the commit
+    # that ended the execution (which is what the wait above returned on).
+    while value(after, "replaybook_step_attempt_seconds_count", type="python") == python_before:
+        assert time.monotonic() < deadline, "the python attempt was never timed"
+        time.sleep(0.01)
+        after = scrape(client)
     assert value(after, "replaybook_executions", status="running") == 0
     assert value(after, "replaybook_executions", status="completed") == 1
     assert value(after, "replaybook_queue_jobs", state="queued") == 0
