@@ -4,6 +4,7 @@ OpenTelemetry in-memory exporter; step attempt counters and duration histograms.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,17 @@ def runner(tmp_path: Path) -> Iterator[EmbeddedRunner]:
     store.close()
 
 
+def _spans(exporter: InMemorySpanExporter, until: Any) -> Any:
+    """The finished spans once `until(spans)` holds: the last attempt's span ends just
+    after the commit that ended the execution, which is what run() returned on."""
+    deadline = time.monotonic() + 10
+    spans = exporter.get_finished_spans()
+    while not until(spans) and time.monotonic() < deadline:
+        time.sleep(0.01)
+        spans = exporter.get_finished_spans()
+    return spans
+
+
 def _sample(name: str, **labels: str) -> float:
     value = REGISTRY.get_sample_value(name, labels)
     return value or 0.0
@@ -74,7 +86,7 @@ def test_an_execution_span_with_a_child_span_per_attempt(
     assert outcome.status == "completed", outcome.as_dict()
     eid = outcome.execution_id
 
-    spans = exporter.get_finished_spans()
+    spans = _spans(exporter, lambda spans: any(s.name == "step end" for s in spans))
     [execution] = [s for s in spans if s.name.startswith("execution")]
     assert execution.context.trace_id == int(eid, 16)
     assert execution.context.span_id == tracing.span_id_of(eid)
@@ -111,7 +123,10 @@ def test_a_failed_execution_is_an_error_span(
     pb, version = runner.register_file(path)
     outcome = runner.run(pb.path, version)
     assert outcome.status == "failed"
-    spans = exporter.get_finished_spans()
+    spans = _spans(
+        exporter,
+        lambda spans: any(s.attributes.get("replaybook.status") == "failed" for s in spans),
+    )
     [execution] = [s for s in spans if s.name.startswith("execution")]
     assert execution.status.status_code == StatusCode.ERROR
     failed = [s for s in spans if s.attributes.get("replaybook.status") == "failed"]
