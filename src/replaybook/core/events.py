@@ -24,6 +24,8 @@ STEP_STARTED = "step.started"  # {worker}; an iterator's expansion adds
 STEP_COMPLETED = "step.completed"  # {result, routes: [{step, data}]}
 STEP_FAILED = "step.failed"  # {error, routes: [{step, data}]} routes = on_error arcs taken
 STEP_RETRYING = "step.retrying"  # {error, delay_ms}
+#   An action's attempt adds to its outcome (one of the three above) what the worker
+#   saw: {inputs: rendered and masked (or {_omitted}), duration_ms}; the fold ignores them.
 STEP_SKIPPED = "step.skipped"  # {}
 STEP_CANCELLED = "step.cancelled"  # {}
 STEP_LOG = "step.log"  # {lines: [...]}

@@ -9,8 +9,10 @@ An attempt never raises: every failure becomes a recorded `step.failed` or
 
 from __future__ import annotations
 
+import json
 import random
 import threading
+import time
 from collections import ChainMap, OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -126,17 +128,19 @@ class StepExecutor:
         out: list[NewEvent] = []
         scope = SecretScope(env_masker(jc.env))
         ctx = self.base_context(jc, job)
+        facts: dict[str, Any] = {}
+        t0 = time.perf_counter()
         try:
-            result, ctx = self._attempt(step, job, jc, ctx, logs, scope)
+            result, ctx = self._attempt(step, job, jc, ctx, logs, scope, facts)
         except _Fail as f:
             if logs:
                 out.append(self._log_event(step, job, logs))
             out.extend(self._after_failure(step, job, ctx, f))
-            return seal(out, scope)
+            return seal(_with_facts(step, out, facts, t0), scope)
         if logs:
             out.append(self._log_event(step, job, logs))
         out.extend(self._after_success(step, job, ctx, result))
-        return seal(out, scope)
+        return seal(_with_facts(step, out, facts, t0), scope)
 
     def _log_event(self, step: Step, job: Job, lines: list[str]) -> NewEvent:
         return NewEvent(
@@ -156,6 +160,7 @@ class StepExecutor:
         ctx: dict[str, Any],
         logs: list[str],
         scope: SecretScope,
+        facts: dict[str, Any] | None = None,
     ) -> tuple[Any, dict[str, Any]]:
         name = step.name
         if job.visit > step.max_visits:
@@ -164,6 +169,8 @@ class StepExecutor:
         try:
             reveal(ctx, jc, scope)
             inputs = self._inputs(step, job, ctx)
+            if facts is not None:
+                facts["inputs"] = inputs
             ctx.update(inputs)
             ctx["args"] = inputs
             ctx.update(jc.names)
@@ -647,6 +654,42 @@ def _revealed(result: Mapping[str, Any], jc: JobContext, scope: SecretScope) -> 
     value = resolve_ref(ref, jc.env, jc.services)
     scope.add(value)
     return {**result, "value": value}
+
+
+# Rendered inputs bigger than this are not copied into the attempt's outcome event:
+# the log is for facts, not for a second copy of large data (the result keeps it).
+MAX_RECORDED_INPUTS_BYTES = 64 * 1024
+_OUTCOMES = frozenset({ev.STEP_COMPLETED, ev.STEP_FAILED, ev.STEP_RETRYING})
+
+
+def _with_facts(
+    step: Step, events: list[NewEvent], facts: Mapping[str, Any], t0: float
+) -> list[NewEvent]:
+    """The attempt's outcome event with what only the worker saw: the rendered
+    inputs and how long the attempt ran (the event's `at` is its commit time, which
+    for a quick attempt is also the time its start was recorded). Routers are left
+    alone: their inputs are their result, and their chains are the hot path."""
+    if step.type is None:
+        return events
+    extra: dict[str, Any] = {"duration_ms": round((time.perf_counter() - t0) * 1000, 3)}
+    if "inputs" in facts:
+        extra["inputs"] = _recordable(facts["inputs"])
+    for i in range(len(events) - 1, -1, -1):
+        if events[i].type in _OUTCOMES:
+            events[i] = replace(events[i], data={**events[i].data, **extra})
+            break
+    return events
+
+
+def _recordable(inputs: Any) -> Any:
+    try:
+        value = to_json_value(inputs)
+        size = len(json.dumps(value, ensure_ascii=False))
+    except Exception as exc:  # inputs that cannot be shown are not a failure
+        return {"_omitted": f"inputs not recordable: {type(exc).__name__}"}
+    if size > MAX_RECORDED_INPUTS_BYTES:
+        return {"_omitted": f"inputs of {size} bytes"}
+    return value
 
 
 def seal(events: list[NewEvent], scope: SecretScope) -> list[NewEvent]:
