@@ -130,6 +130,9 @@ def create_app(
     for module in (system, catalog, executions, queue, credentials):
         app.include_router(module.router)
     _include_triggers(app)
+    from replaybook.server import ui
+
+    ui.install(app, token)
     return app
 
 

@@ -1,6 +1,6 @@
 """The server's outermost layer, as plain ASGI (cheaper per request than Starlette's
-BaseHTTPMiddleware, which matters on the queue's hot path): the bearer-token check
-and the request metrics."""
+BaseHTTPMiddleware, which matters on the queue's hot path): the bearer-token (or UI
+session cookie) check and the request metrics."""
 
 from __future__ import annotations
 
@@ -8,10 +8,18 @@ import hmac
 import json
 import time
 from typing import Any
+from urllib.parse import quote
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from replaybook.server.auth import OPEN_PATHS, OPEN_PREFIXES
+from replaybook.server.auth import (
+    OPEN_PATHS,
+    OPEN_PREFIXES,
+    UI_COOKIE,
+    cookie_from_header,
+    is_page,
+    ui_cookie_value,
+)
 from replaybook.server.metrics import Metrics
 
 _UNAUTHORIZED = json.dumps(
@@ -24,6 +32,7 @@ class Guard:
         self.app = app
         self.metrics = metrics
         self.expected = f"Bearer {token}".encode() if token else None
+        self.cookie = ui_cookie_value(token).encode() if token else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -35,9 +44,14 @@ class Guard:
             and path not in OPEN_PATHS
             and not path.startswith(OPEN_PREFIXES)
         ):
-            given = dict(scope["headers"]).get(b"authorization", b"")
-            if not hmac.compare_digest(given, self.expected):
-                await _send_401(send)
+            headers = dict(scope["headers"])
+            given = headers.get(b"authorization", b"")
+            if not hmac.compare_digest(given, self.expected) and not self._signed_in(headers):
+                if is_page(path) and scope["method"] in ("GET", "HEAD"):
+                    query = scope.get("query_string", b"").decode("latin-1")
+                    await _send_to_login(send, path + ("?" + query if query else ""))
+                else:
+                    await _send_401(send)
                 return
         t0 = time.perf_counter()
         status = 500
@@ -55,6 +69,24 @@ class Guard:
             name = getattr(route, "path", "unmatched")
             self.metrics.requests.labels(scope["method"], name, str(status)).inc()
             self.metrics.latency.labels(name).observe(time.perf_counter() - t0)
+
+    def _signed_in(self, headers: dict[bytes, bytes]) -> bool:
+        """The UI's session cookie (set by /ui/login) stands in for the header."""
+        assert self.cookie is not None
+        value = cookie_from_header(headers.get(b"cookie", b""), UI_COOKIE)
+        return value is not None and hmac.compare_digest(value, self.cookie)
+
+
+async def _send_to_login(send: Send, path: str) -> None:
+    location = "/ui/login?next=" + quote(path, safe="")
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 303,
+            "headers": [(b"location", location.encode()), (b"content-length", b"0")],
+        }
+    )
+    await send({"type": "http.response.body", "body": b""})
 
 
 async def _send_401(send: Send) -> None:
