@@ -357,7 +357,8 @@
       node.setAttribute("class", keep.join(" "));
       var prog = node.querySelector(".prog");
       if (prog) {
-        prog.textContent = s.items && s.items.total ? s.items.done + "/" + s.items.total : s.attempts > 1 ? "×" + s.attempts : "";
+        prog.textContent = s.items && s.items.total ? s.items.done + "/" + s.items.total :
+          (s.visits > 1 ? "↻" + s.visits + " " : "") + (s.attempts > 1 ? "×" + s.attempts : "");
       }
     }
     var row = this.rows[name];

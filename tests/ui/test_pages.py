@@ -1,0 +1,239 @@
+"""Every UI route in process (TestClient): pages answer 200, unknown ids 404, user
+text (playbook names, results, logs, YAML) is escaped, and the login cookie stands
+in for the bearer token when one is configured (and is not needed otherwise)."""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from replaybook.server.app import create_app
+from replaybook.server.auth import UI_COOKIE, ui_cookie_value
+
+EVIL = "<script>alert('x')</script>"
+
+XSS = """
+metadata: {name: "evil <script>alert('x')</script>", path: tests/evil}
+workload: {note: "<img src=x onerror=alert(1)>"}
+workflow:
+  - step: start
+    next: shout
+  - step: shout
+    type: python
+    code: |
+      def main():
+          print("<script>alert('x')</script>")
+          return {"html": "<script>alert('x')</script>"}
+    next: end
+  - step: end
+"""
+
+LOOP = """
+metadata: {name: loop, path: tests/loop}
+workload: {n: 3}
+workflow:
+  - step: start
+    next: count
+  - step: count
+    args: {i: 1}
+    next:
+      - when: "{{ i < workload.n }}"
+        then: [{step: count, data: {i: "{{ i + 1 }}"}}]
+      - else: [items]
+  - step: items
+    type: iterator
+    collection: "{{ range(4) | list }}"
+    element: x
+    task:
+      type: python
+      args: {x: "{{ x }}"}
+      code: |
+        def main(x):
+            if x == 2:
+                raise ValueError("two")
+            return x
+    continue_on_error: true
+    next: end
+  - step: end
+"""
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[TestClient]:
+    app = create_app(
+        f"sqlite:///{tmp_path / 'rb.db'}", workers=2, data_dir=tmp_path / "data", poll_seconds=0.1
+    )
+    with TestClient(app) as c:
+        yield c
+
+
+def run(c: TestClient, content: str, payload: dict[str, Any] | None = None) -> str:
+    path = c.post("/api/catalog", json={"content": content}).json()["path"]
+    eid = str(
+        c.post("/api/executions", json={"path": path, "payload": payload or {}}).json()[
+            "execution_id"
+        ]
+    )
+    assert c.get(f"/api/executions/{eid}?wait=30").json()["status"] in ("completed", "failed")
+    return eid
+
+
+def assert_escaped(html: str) -> None:
+    assert EVIL not in html
+    assert "<img src=x" not in html
+    assert "<script>" not in html.replace('<script src="/ui/static/app.js', "").replace(
+        '<script type="application/json" id="live-data">', ""
+    )
+
+
+def test_every_page_answers_and_escapes_user_text(client: TestClient) -> None:
+    eid = run(client, XSS)
+    client.post(
+        "/api/schedules", json={"playbook": "tests/evil", "cron": "0 6 * * *", "id": "nightly"}
+    )
+    pages = [
+        "/ui/catalog",
+        "/ui/catalog/tests/evil",
+        "/ui/catalog/tests/evil?version=1",
+        "/ui/executions",
+        "/ui/executions?status=completed&playbook=tests/evil",
+        "/ui/executions?status=failed",
+        "/ui/executions?offset=50&limit=25",
+        f"/ui/executions/{eid}",
+        f"/ui/executions/{eid}/panel",
+        f"/ui/executions/{eid}/panel?step=shout",
+        "/ui/workers",
+        "/ui/schedules",
+    ]
+    for url in pages:
+        r = client.get(url)
+        assert r.status_code == 200, (url, r.text[:500])
+        assert r.headers["content-type"].startswith("text/html")
+        assert_escaped(r.text)
+    detail = client.get(f"/ui/executions/{eid}").text
+    assert "evil &lt;script&gt;" in detail
+    assert 'data-step="shout"' in detail and "st-completed" in detail
+    panel = client.get(f"/ui/executions/{eid}/panel?step=shout").text
+    assert "&lt;script&gt;alert" in panel  # the result and the log line, as text
+    assert "Content-Security-Policy" in client.get("/ui/catalog").headers
+    assert "nightly" in client.get("/ui/schedules").text
+    assert client.get("/ui/executions?status=completed").text.count("data-execution=") == 1
+    assert client.get("/ui/executions?status=running").text.count("data-execution=") == 0
+
+
+def test_home_static_and_unknown_ids(client: TestClient) -> None:
+    eid = run(client, XSS)
+    r = client.get("/", follow_redirects=False)
+    assert r.status_code == 307 and r.headers["location"] == "/ui/executions"
+    for name, kind in (("app.css", "text/css"), ("app.js", "text/javascript")):
+        r = client.get(f"/ui/static/{name}")
+        assert r.status_code == 200 and r.headers["content-type"].startswith(kind)
+    missing = [
+        "/ui/executions/0123456789abcdef",
+        "/ui/executions/0123456789abcdef/panel",
+        f"/ui/executions/{eid}/panel?step=no_such_step",
+        "/ui/catalog/no/such/playbook",
+        "/ui/catalog/tests/evil?version=99",
+        "/ui/static/other.js",
+    ]
+    for url in missing:
+        assert client.get(url).status_code == 404, url
+    assert "No execution" in client.get("/ui/executions/<i>x<i>").text
+    assert "<i>x<i>" not in client.get("/ui/executions/<i>x<i>").text
+
+
+def test_execution_page_shows_loops_iterators_and_failures(client: TestClient) -> None:
+    eid = run(client, LOOP)
+    html = client.get(f"/ui/executions/{eid}").text
+    assert 'class="edge e-back"' in html  # count -> count is drawn as a back edge
+    assert "↻3" in html  # count ran three times
+    panel = client.get(f"/ui/executions/{eid}/panel?step=items").text
+    assert "4/4" in panel and "1 failed" in panel
+    failed = run(client, LOOP.replace("continue_on_error: true", "continue_on_error: false"))
+    panel = client.get(f"/ui/executions/{failed}/panel?step=items").text
+    assert 'id="step-error"' in panel and "two" in panel
+    summary = client.get(f"/ui/executions/{failed}/panel").text
+    assert "two" in summary
+
+
+def test_without_a_token_there_is_no_login(client: TestClient) -> None:
+    r = client.get("/ui/login?next=/ui/workers", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/ui/workers"
+    assert client.get("/ui/executions").status_code == 200
+    assert "Sign out" not in client.get("/ui/executions").text
+
+
+def test_token_login_sets_a_cookie_the_guard_accepts(tmp_path: Path) -> None:
+    token = "s3cret-token-for-the-ui"
+    app = create_app(f"sqlite:///{tmp_path / 'rb.db'}", token=token, data_dir=tmp_path / "d")
+    with TestClient(app) as c:
+        r = c.get("/ui/executions?status=failed", follow_redirects=False)
+        assert r.status_code == 303
+        assert r.headers["location"] == "/ui/login?next=%2Fui%2Fexecutions%3Fstatus%3Dfailed"
+        assert c.get("/", follow_redirects=False).status_code == 303
+        assert c.get("/api/executions").status_code == 401  # the API still says 401
+        assert c.post("/ui/executions").status_code in (401, 405)
+        login = c.get("/ui/login?next=/ui/workers")
+        assert login.status_code == 200 and 'name="token"' in login.text
+        assert c.get("/ui/static/app.css").status_code == 200  # the login page's style
+
+        bad = c.post("/ui/login", data={"token": "wrong", "next": "/ui/workers"})
+        assert bad.status_code == 401 and "not the server" in bad.text
+        assert UI_COOKIE not in c.cookies
+
+        ok = c.post(
+            "/ui/login", data={"token": token, "next": "/ui/workers"}, follow_redirects=False
+        )
+        assert ok.status_code == 303 and ok.headers["location"] == "/ui/workers"
+        set_cookie = ok.headers["set-cookie"]
+        assert "HttpOnly" in set_cookie and re.search("SameSite=strict", set_cookie, re.I)
+        assert token not in set_cookie
+        assert c.cookies[UI_COOKIE] == ui_cookie_value(token)
+        assert c.get("/ui/workers").status_code == 200
+        assert c.get("/api/executions").status_code == 200  # the page's script calls
+        assert "Sign out" in c.get("/ui/workers").text
+
+        c.cookies.clear()
+        c.cookies.set(UI_COOKIE, "0" * 64)
+        assert c.get("/api/executions").status_code == 401
+        c.cookies.clear()
+        headers = {"Authorization": f"Bearer {token}"}
+        assert c.get("/ui/catalog", headers=headers).status_code == 200
+
+        # Only local paths are followed after signing in.
+        for target in ("//evil.example/x", "https://evil.example/", "/\\evil"):
+            r = c.post("/ui/login", data={"token": token, "next": target}, follow_redirects=False)
+            assert r.headers["location"] == "/ui/executions", target
+        c.cookies.set(UI_COOKIE, ui_cookie_value(token))
+        out = c.get("/ui/logout", follow_redirects=False)
+        assert out.status_code == 303 and UI_COOKIE in out.headers["set-cookie"]
+
+
+def test_pages_on_postgresql(tmp_path: Path) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "contract"))
+    import pgtest
+
+    pgtest.require()
+    name = pgtest.create_database("rb_ui_test")
+    try:
+        url = pgtest.url_of(name, schema=pgtest.new_schema_name())
+        app = create_app(url, workers=2, data_dir=tmp_path / "data", poll_seconds=0.1)
+        with TestClient(app) as c:
+            eid = run(c, LOOP)
+            for page in ("/ui/executions", f"/ui/executions/{eid}", "/ui/catalog/tests/loop"):
+                assert c.get(page).status_code == 200, page
+            assert "4/4" in c.get(f"/ui/executions/{eid}/panel?step=items").text
+            assert (
+                c.get("/ui/executions?status=completed&playbook=tests/loop").text.count(
+                    "data-execution="
+                )
+                == 1
+            )
+    finally:
+        pgtest.drop_database(name)
