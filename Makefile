@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint unit conformance conformance-server bench bench-server clean
+.PHONY: demo test lint unit conformance conformance-server bench bench-server bench-ui ui-screenshots clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,14 @@ bench: $(VENV)/.installed
 
 bench-server: $(VENV)/.installed
 	$(BIN)/python bench/server_pg.py
+
+# Web UI pages on 10,000 executions and a 1,000-step one (target: < 1 s each).
+bench-ui: $(VENV)/.installed
+	$(BIN)/python bench/ui_pages.py
+
+# docs/ui/*.png from a server with demo data, in Debian's chromium.
+ui-screenshots: $(VENV)/.installed
+	$(BIN)/python scripts/ui_screenshots.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
