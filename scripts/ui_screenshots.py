@@ -172,7 +172,15 @@ def main() -> None:
         env.pop("REPLAYBOOK_API_TOKEN", None)
         db = f"sqlite:///{Path(tmp) / 'rb.db'}"
         os.chdir(ROOT)
-        cluster = LocalCluster(db, workers=0, server_workers=4, env=env)
+        # The server's own slots, and one remote worker for the workers page.
+        cluster = LocalCluster(
+            db,
+            workers=1,
+            server_workers=4,
+            worker_concurrency=4,
+            env=env,
+            worker_args=["--pool", "gpu"],
+        )
         with cluster, ApiClient(cluster.url) as api:
             ids = seed(api)
             shoot(cluster.url, ids, Path(args.out), args.chromium)

@@ -237,3 +237,23 @@ def test_sign_in_with_the_api_token(browser: Any, tmp_path: Path, env_for: Any) 
         page.goto(f"{cluster.url}/ui/executions")
         page.wait_for_url(re.compile(r"/ui/login\?next=%2Fui%2Fexecutions"))
         context.close()
+
+
+def test_pause_resume_and_delete_a_schedule(server: Any, page: Any) -> None:
+    server.register(SLEEPY)
+    body = {"playbook": "ui/sleepy", "cron": "30 4 * * 1", "timezone": "Europe/Berlin"}
+    server.api.request("POST", "/api/schedules", json_body={**body, "id": "weekly"})
+    page.goto(f"{server.url}/ui/schedules")
+    row = page.locator('tr[data-schedule="weekly"]')
+    expect(row).to_contain_text("30 4 * * 1")
+    expect(row).to_contain_text("Europe/Berlin")
+    expect(row.locator(".badge")).to_have_text("active")
+    row.get_by_role("button", name="Pause").click()
+    expect(row.locator(".badge")).to_have_text("paused")
+    assert server.api.request("GET", "/api/schedules/weekly")["paused"] is True
+    row.get_by_role("button", name="Resume").click()
+    expect(row.locator(".badge")).to_have_text("active")
+    row.get_by_role("button", name="Delete").click()
+    row.get_by_role("button", name="Confirm delete").click()
+    expect(row).to_have_count(0)
+    assert all(s["id"] != "weekly" for s in server.api.request("GET", "/api/schedules"))

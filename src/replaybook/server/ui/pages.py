@@ -64,11 +64,12 @@ def playbook(path: str, request: Request, version: int | None = None) -> Respons
         which = f"'{path}'" + (f" version {version}" if version is not None else "")
         return not_found(request, f"No playbook {which} in the catalog.")
     versions = st.store.playbook_versions(path)
-    graph, workload, problem = None, None, None
+    graph, workload, problem, description = None, None, None, None
     try:
         loaded = st.engine.loaded(entry.path, entry.version)
         graph = _graph(request, st, entry.path, entry.version)
         workload = dict(loaded.playbook.workload)
+        description = loaded.playbook.description
     except ReplaybookError as exc:  # an old version this build can no longer load
         problem = str(exc)
     recent = st.store.list_executions(playbook_path=path, limit=10)
@@ -81,6 +82,7 @@ def playbook(path: str, request: Request, version: int | None = None) -> Respons
         graph=graph,
         workload=workload,
         problem=problem,
+        description=description,
         recent=recent,
         now=_now(),
     )

@@ -287,12 +287,15 @@
     var step = e.step;
     if (e.index !== undefined && e.index !== null) {
       if ((t === "step.completed" || t === "step.failed") && s.items) {
+        // Counted as they come (the page was rendered with the counts so far); an
+        // item seen twice here (a resumed one) counts once.
         var outcomes = this.items[step] || (this.items[step] = {});
-        outcomes[e.index] = t === "step.failed" ? "failed" : "completed";
-        var done = 0, failed = 0;
-        Object.keys(outcomes).forEach(function (k) { done++; if (outcomes[k] === "failed") failed++; });
-        s.items.done = Math.max(done, s.items.done);
-        s.items.failed = Math.max(failed, s.items.failed);
+        var before = outcomes[e.index];
+        var now = t === "step.failed" ? "failed" : "completed";
+        outcomes[e.index] = now;
+        if (!before) s.items.done = Math.min(s.items.done + 1, s.items.total || Infinity);
+        if (now === "failed" && before !== "failed") s.items.failed++;
+        if (now !== "failed" && before === "failed") s.items.failed = Math.max(0, s.items.failed - 1);
       }
       return;
     }
