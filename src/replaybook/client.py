@@ -275,6 +275,26 @@ def _retrying(fn: Callable[[], Any], what: str, stop: threading.Event | None = N
             delay = min(delay * 2, 1.0)
 
 
+class _Outgoing:
+    """A completion waiting to be sent, and what the server answered for it."""
+
+    __slots__ = ("body", "chain", "error", "finished", "leads", "next", "wake")
+
+    def __init__(self, body: dict[str, Any], chain: Lessee | None) -> None:
+        self.body = body
+        self.chain = chain
+        self.wake = threading.Event()  # set when answered, or when it is to send
+        self.finished = False
+        self.leads = False
+        self.next: Mapping[str, Any] | None = None
+        self.error: Exception | None = None
+
+    def finish(self, nxt: Mapping[str, Any] | None, error: Exception | None) -> None:
+        self.next, self.error = nxt, error
+        self.finished = True
+        self.wake.set()
+
+
 class RemoteCoordinator:
     """The Coordinator of `replaybook worker --server URL`."""
 
@@ -299,6 +319,9 @@ class RemoteCoordinator:
         self._playbooks: dict[tuple[str, int], Playbook] = {}
         self._lock = threading.Lock()
         self._interrupted = threading.Event()
+        self._out_lock = threading.Lock()
+        self._outbox: list[_Outgoing] = []
+        self._sending = False
 
     def _keep(self, leased: Mapping[str, Any]) -> Job:
         job = job_from_json(leased["job"])
@@ -349,21 +372,74 @@ class RemoteCoordinator:
         return pb
 
     def complete(self, job: Job, events: Sequence[NewEvent], *, chain: Lessee | None) -> Job | None:
-        body: dict[str, Any] = {
-            "job": job_to_json(job),
-            "events": [new_event_to_json(e) for e in events],
-        }
+        """Completions made while another is on its way are sent together in one
+        request (`/api/queue/complete-many`) by whichever thread is first: a busy
+        worker pays one round trip, and the server one transaction per execution,
+        for many outcomes."""
+        mine = _Outgoing(
+            {"job": job_to_json(job), "events": [new_event_to_json(e) for e in events]}, chain
+        )
+        with self._out_lock:
+            self._outbox.append(mine)
+            if not self._sending:
+                self._sending = mine.leads = True
+        while not mine.finished:
+            if mine.leads:
+                mine.leads = False
+                self._send_outbox()
+                continue
+            mine.wake.wait()
+            mine.wake.clear()  # `finished` and `leads` are set before `wake`
+        if mine.error is not None:
+            raise mine.error
+        return None if mine.next is None else self._keep(mine.next)
+
+    def _send_outbox(self) -> None:
+        """Send what waits, then hand the sending on to the first completion that
+        came meanwhile (so no thread keeps sending others' outcomes while its own
+        next job waits), or stop."""
+        with self._out_lock:
+            batch, self._outbox = self._outbox, []
+        # One request per lessee (a pool's threads share one): chains stay right.
+        by_chain: dict[Lessee | None, list[_Outgoing]] = {}
+        for item in batch:
+            by_chain.setdefault(item.chain, []).append(item)
+        for chain, items in by_chain.items():
+            self._send(chain, items)
+        with self._out_lock:
+            if self._outbox:
+                nxt = self._outbox[0]
+                nxt.leads = True
+                nxt.wake.set()
+            else:
+                self._sending = False
+
+    def _send(self, chain: Lessee | None, items: list[_Outgoing]) -> None:
+        body: dict[str, Any] = {"completions": [i.body for i in items], "chain": None}
         if chain is not None:
             body["chain"] = {
                 "worker_id": chain.worker_id,
                 "lease_seconds": chain.lease_seconds,
                 "pools": None if chain.pools is None else list(chain.pools),
             }
-        out = _retrying(
-            lambda: self.api.request("POST", "/api/queue/complete", json_body=body), "complete"
-        )
-        nxt = out.get("next")
-        return None if nxt is None else self._keep(nxt)
+        try:
+            out = _retrying(
+                lambda: self.api.request("POST", "/api/queue/complete-many", json_body=body),
+                "complete",
+            )
+            results = out["results"]
+        except Exception as e:
+            for item in items:
+                item.finish(None, e)
+            return
+        for item, res in zip(items, results, strict=True):
+            err = res.get("error")
+            if err is None:
+                item.finish(res.get("next"), None)
+            elif err.get("type") == "stale_lease":
+                item.finish(None, StaleLease(str(err.get("detail"))))
+            else:
+                item.finish(None, ServerError(str(err.get("detail"))))
 
     def record(self, execution_id: str, events: Sequence[NewEvent]) -> None:
         body = {"execution_id": execution_id, "events": [new_event_to_json(e) for e in events]}

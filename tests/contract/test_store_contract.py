@@ -219,6 +219,29 @@ def test_duplicate_completion_is_rejected(store: Store) -> None:
     assert [e.type for e in store.read_events(ex)] == ["a", "done"]
 
 
+def test_one_append_completes_several_jobs(store: Store) -> None:
+    ex = started(store)
+    store.append(ex, 0, [ev("a")], [job("a"), job("b"), job("c")])
+    leased = store.lease_jobs("w1", 10, 30)
+    assert len(leased) == 3
+    store.append(ex, 1, [ev("a done"), ev("b done")], [job("d")], complete=leased[:2])
+    assert [e.type for e in store.read_events(ex)] == ["a", "a done", "b done"]
+    assert [store.heartbeat(j, 30) for j in leased] == [False, False, True]
+    assert [j.step for j in all_jobs(store)] == ["d"]  # "c" is still leased
+
+
+def test_one_stale_job_among_several_fails_the_whole_append(store: Store) -> None:
+    ex = started(store)
+    store.append(ex, 0, [ev("a")], [job("a"), job("b")])
+    first, second = store.lease_jobs("w1", 10, 30)
+    forged = Job(**{**second.__dict__, "lease_token": "not-the-token"})
+    with pytest.raises(StaleLease, match=f"job {second.id} "):
+        store.append(ex, 1, [ev("both done")], [job("c")], complete=[first, forged])
+    assert [e.type for e in store.read_events(ex)] == ["a"]
+    assert store.heartbeat(first, 30) is True  # the good one is still leased
+    assert all_jobs(store) == []  # no job "c"
+
+
 def test_cancel_jobs_removes_queued_and_leased_jobs(store: Store) -> None:
     ex, other = started(store, "ex1"), started(store, "ex2")
     store.append(ex, 0, [ev()], [job("a"), job("b")])

@@ -344,6 +344,75 @@ def test_queue_lease_record_heartbeat_complete_release(bare: TestClient) -> None
     assert pools == [{"pool": "default", "workers": 2, "alive": 2, "running": 0}]
 
 
+FORK = """
+metadata: {name: fork, path: tests/fork}
+workflow:
+  - step: start
+    next: [a, b]
+  - step: a
+    next: end
+  - step: b
+    next: end
+  - step: end
+    result: done
+"""
+
+
+def _routed(job: dict[str, Any], to: str) -> dict[str, Any]:
+    return {
+        "type": "step.completed",
+        "step": job["step"],
+        "visit": 1,
+        "attempt": 1,
+        "data": {"result": None, "routes": [{"step": to, "data": {}}]},
+    }
+
+
+def test_complete_many_commits_outcomes_together_and_refuses_a_stale_one(
+    bare: TestClient,
+) -> None:
+    register(bare, FORK)
+    eid = start(bare, "tests/fork")
+    body = {"worker_id": "w1", "limit": 5, "lease_seconds": 30, "wait": 1}
+    (first,) = bare.post("/api/queue/lease", json=body).json()["jobs"]
+    r = bare.post("/api/queue/complete", json={"job": first["job"], "events": [
+        _routed(first["job"], "a"), ]})  # fmt: skip
+    assert r.status_code == 200, r.text
+    # `start` routed to a only (its outcome says so): a is due; b is dead-path.
+    (a,) = bare.post("/api/queue/lease", json=body).json()["jobs"]
+    assert a["job"]["step"] == "a"
+    forged = {**a["job"], "lease_token": "not-the-token"}
+    chain = {"worker_id": "w1", "lease_seconds": 30, "pools": None}
+    r = bare.post(
+        "/api/queue/complete-many",
+        json={
+            "completions": [
+                {"job": forged, "events": [_routed(a["job"], "end")]},
+                {"job": a["job"], "events": [_routed(a["job"], "end")]},
+            ],
+            "chain": chain,
+        },
+    )
+    assert r.status_code == 200, r.text
+    stale, ok = r.json()["results"]
+    assert stale["error"]["type"] == "stale_lease"
+    assert ok["next"]["job"]["step"] == "end"  # the follow-up, leased for w1
+    done = _routed(ok["next"]["job"], "end")
+    done["data"] = {"result": "done", "routes": []}
+    r = bare.post(
+        "/api/queue/complete-many",
+        json={"completions": [{"job": ok["next"]["job"], "events": [done]}]},
+    )
+    assert r.json()["results"] == [{"next": None}]
+    out = bare.get(f"/api/executions/{eid}").json()
+    assert out["status"] == "completed", out
+    completed = [
+        e["step"] for e in bare.get(f"/api/executions/{eid}/events").json()
+        if e["type"] == "step.completed"
+    ]  # fmt: skip
+    assert completed.count("a") == 1  # the refused outcome wrote nothing
+
+
 def test_lease_of_another_pool_gets_nothing(bare: TestClient) -> None:
     register(bare, HELLO)
     start(bare, "tests/hello")

@@ -246,6 +246,45 @@ class LocalCoordinator:
             return None
         return leased[0]
 
+    def complete_many(
+        self, outcomes: Sequence[tuple[Job, Sequence[NewEvent]]], *, chain: Lessee | None
+    ) -> list[Job | Exception | None]:
+        """`complete` for several jobs at once (a remote worker's batch): the
+        outcomes of each execution are committed together, and the follow-up jobs
+        for `chain` are leased in one go. Answers, per outcome, the job leased for it,
+        None, or its error (StaleLease when its lease was lost)."""
+        engine = self.engine
+        wake = 0 if chain is None else 1
+        by_execution: dict[str, list[int]] = {}
+        for i, (job, _) in enumerate(outcomes):
+            by_execution.setdefault(job.execution_id, []).append(i)
+        answers: list[Job | Exception | None] = [None] * len(outcomes)
+        shares: list[int] = []
+        for eid, idxs in by_execution.items():
+            try:
+                done = engine.commit_completions(
+                    eid, [(outcomes[i][1], outcomes[i][0], wake) for i in idxs]
+                )
+            except Exception as e:  # the execution is gone, say
+                for i in idxs:
+                    answers[i] = e
+                continue
+            for i, c in zip(idxs, done, strict=True):
+                if c.error is not None:
+                    answers[i] = c.error if isinstance(c.error, Exception) else None
+                elif c.jobs:
+                    shares.append(i)
+        if chain is None or not shares:
+            return answers
+        leased = self.store.lease_jobs(
+            chain.worker_id, len(shares), chain.lease_seconds, chain.pools
+        )
+        if len(leased) < len(shares):
+            engine.work_available()  # delayed retries, or taken by others: let waiters time them
+        for i, job in zip(shares, leased, strict=False):
+            answers[i] = job
+        return answers
+
     def record(self, execution_id: str, events: Sequence[NewEvent]) -> None:
         self.engine.commit(execution_id, events, decide_more=False)
 

@@ -51,6 +51,25 @@ class _Loaded:
     topology: Topology
 
 
+class Completion:
+    """A job's outcome waiting to be committed, alone or with others (group commit)."""
+
+    __slots__ = ("error", "events", "job", "jobs", "settled", "wake_above", "written")
+
+    def __init__(self, events: Sequence[NewEvent], job: Job, wake_above: int) -> None:
+        self.events = events
+        self.job = job
+        self.wake_above = wake_above
+        self.settled = False
+        self.written: list[Event] = []
+        self.jobs = 0  # this completion's share of the jobs enqueued
+        self.error: BaseException | None = None
+
+    def settle(self, written: list[Event], jobs: int, error: BaseException | None) -> None:
+        self.written, self.jobs, self.error = written, jobs, error
+        self.settled = True
+
+
 class Engine:
     def __init__(
         self,
@@ -65,6 +84,7 @@ class Engine:
         self.masker = env_masker(self.env)
         self._lock = threading.Lock()
         self._exec_locks: dict[str, threading.Lock] = {}
+        self._pending: dict[str, list[Completion]] = {}  # completions awaiting commit
         self._states: dict[str, ExecutionState] = {}
         self._playbooks: dict[tuple[str, int], _Loaded] = {}
         self._exec_playbook: dict[str, tuple[str, int]] = {}
@@ -253,12 +273,97 @@ class Engine:
         Raises StaleLease if `complete` lost its lease (nothing is written).
         Other workers are woken when more than `wake_above` jobs were enqueued (a
         worker that goes on to lease the next job itself passes 1); how many were
-        enqueued is left in `last_commit_jobs.n` for the calling thread."""
+        enqueued is left in `last_commit_jobs.n` for the calling thread.
+
+        Completions of one execution that arrive while another is being committed
+        are committed together (group commit): the first to get the execution's
+        lock folds every waiting outcome, decides once and writes one transaction.
+        Any serial order of concurrent completions is a valid history, and this
+        is one of them; it saves a transaction and a decide pass per outcome when
+        many items of an iterator finish at once."""
+        if complete is None or not decide_more:
+            with self._exec_lock(execution_id):
+                written, n = self._append(execution_id, events, (), decide_more)
+            self.last_commit_jobs.n = n
+            self._notify(execution_id, written, n > wake_above)
+            return written
+        (mine,) = self.commit_completions(execution_id, [(events, complete, wake_above)])
+        self.last_commit_jobs.n = mine.jobs
+        if mine.error is not None:
+            raise mine.error
+        return mine.written
+
+    def commit_completions(
+        self, execution_id: str, outcomes: Sequence[tuple[Sequence[NewEvent], Job, int]]
+    ) -> list[Completion]:
+        """Commit several jobs' outcomes `(events, job, wake_above)` of one execution,
+        together with any other completion waiting for it. Each answer carries what
+        was written, its share of the enqueued jobs and its error (a StaleLease for a
+        lost lease: the other outcomes are committed all the same)."""
+        mine = [Completion(events, job, wake) for events, job, wake in outcomes]
+        with self._lock:
+            self._pending.setdefault(execution_id, []).extend(mine)
+        settled: list[tuple[list[Event], bool]] = []
+        with self._exec_lock(execution_id):
+            if not all(c.settled for c in mine):
+                with self._lock:
+                    group = self._pending.pop(execution_id, [])
+                settled = self._settle(execution_id, group)
+        for written, new_work in settled:
+            self._notify(execution_id, written, new_work)
+        return mine
+
+    def _settle(
+        self, execution_id: str, group: list[Completion]
+    ) -> list[tuple[list[Event], bool]]:
+        """Commit `group` (the execution's lock is held) and give each completion
+        its outcome; answers what to notify, once the lock is released."""
+        events = [e for c in group for e in c.events]
+        try:
+            written, n = self._append(execution_id, events, [c.job for c in group], True)
+        except Exception as exc:
+            if len(group) == 1:
+                group[0].settle([], 0, exc)
+                return []
+            # One outcome's fault (a lost lease, say) must not fail the others.
+            out = []
+            for c in group:
+                try:
+                    w, k = self._append(execution_id, c.events, [c.job], True)
+                except Exception as e:
+                    c.settle([], 0, e)
+                    continue
+                c.settle(w, k, None)
+                out.append((w, k > c.wake_above))
+            return out
+        except BaseException as exc:
+            for c in group:
+                c.settle([], 0, exc)
+            raise
+        # Each completion that leases its follow-up itself takes one of the new jobs;
+        # the workers are woken for the rest.
+        left = n
+        for c in group:
+            share = 1 if left > 0 and c.wake_above > 0 else 0
+            left -= share
+            c.settle(written, share, None)
+        return [(written, left > 0)]
+
+    def _append(
+        self,
+        execution_id: str,
+        events: Sequence[NewEvent],
+        complete: Sequence[Job],
+        decide_more: bool,
+    ) -> tuple[list[Event], int]:
+        """Fold, decide and append under the execution's lock; re-fold and decide
+        again when another process wrote first. Answers what was written and how
+        many jobs were enqueued."""
         loaded = self._loaded_for(execution_id)
         for _ in range(50):
-            with self._exec_lock(execution_id):
-                st = self._caught_up(execution_id)
-                base_seq = st.last_seq
+            st = self._caught_up(execution_id)
+            base_seq = st.last_seq
+            try:
                 out = self.masker.mask_events(events)
                 st.apply_all(out)
                 if decide_more:
@@ -270,27 +375,24 @@ class Engine:
                         out.extend(more)
                 jobs = jobs_for(loaded.playbook, st, out)
                 status = execution_status(out)
-                try:
-                    written = self.store.append(
-                        execution_id,
-                        base_seq,
-                        out,
-                        jobs,
-                        complete=complete,
-                        status=status,
-                        cancel_jobs=status in ("completed", "failed", "cancelled"),
-                    )
-                except SeqConflict:
-                    self._states.pop(execution_id, None)
-                    continue
-                except BaseException:
-                    # The state has provisional events applied: re-fold next time.
-                    self._states.pop(execution_id, None)
-                    raise
-                st.last_seq = written[-1].seq if written else base_seq
-            self.last_commit_jobs.n = len(jobs)
-            self._notify(execution_id, written, len(jobs) > wake_above)
-            return written
+                written = self.store.append(
+                    execution_id,
+                    base_seq,
+                    out,
+                    jobs,
+                    complete=complete,
+                    status=status,
+                    cancel_jobs=status in ("completed", "failed", "cancelled"),
+                )
+            except SeqConflict:
+                self._states.pop(execution_id, None)
+                continue
+            except BaseException:
+                # The state has provisional events applied: re-fold next time.
+                self._states.pop(execution_id, None)
+                raise
+            st.last_seq = written[-1].seq if written else base_seq
+            return written, len(jobs)
         raise SeqConflict(f"execution {execution_id}: too many concurrent writers")
 
     def _notify(self, execution_id: str, written: Sequence[Event], new_work: bool) -> None:

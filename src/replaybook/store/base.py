@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from replaybook.errors import StaleLease
+
 
 @dataclass(frozen=True)
 class NewEvent:
@@ -188,6 +190,20 @@ class QueueStats:
 FINISHED_STATUSES = ("completed", "failed", "cancelled")
 
 
+def jobs_completed(complete: Job | Sequence[Job] | None) -> Sequence[Job]:
+    """`append`'s `complete` argument as a sequence of jobs."""
+    if complete is None:
+        return ()
+    return (complete,) if isinstance(complete, Job) else complete
+
+
+def stale_lease(job: Job, execution_id: str) -> StaleLease:
+    return StaleLease(
+        f"job {job.id} ({job.step!r} of execution {execution_id!r})"
+        f" is no longer leased with token {job.lease_token}"
+    )
+
+
 def check_prune_statuses(statuses: Sequence[str]) -> list[str]:
     """The statuses to prune, refusing any that is not finished (never `running`)."""
     bad = [s for s in statuses if s not in FINISHED_STATUSES]
@@ -230,17 +246,18 @@ class Store(Protocol):
         events: Sequence[NewEvent],
         jobs: Sequence[NewJob] = (),
         *,
-        complete: Job | None = None,
+        complete: Job | Sequence[Job] | None = None,
         status: str | None = None,
         cancel_jobs: bool = False,
     ) -> list[Event]:
         """Atomically append `events` after `expected_seq`, enqueue `jobs`, mark
-        `complete` done and set the execution's `status`. With `cancel_jobs` every
+        `complete` (one job, or several whose outcomes are committed together) done
+        and set the execution's `status`. With `cancel_jobs` every
         queued or leased job of the execution is removed (its leases become stale).
 
         Raises SeqConflict when the execution's last seq is not `expected_seq`
-        (nothing is written), StaleLease when `complete`'s lease is no longer
-        held (nothing is written)."""
+        (nothing is written), StaleLease when the lease of a job in `complete` is
+        no longer held (nothing is written)."""
         ...
 
     def read_events(

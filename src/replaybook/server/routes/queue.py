@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
+from replaybook.errors import StaleLease
 from replaybook.runtime.coordinator import Lessee
 from replaybook.server.app import ServerState, state_of
 from replaybook.server.wire import job_from_json, job_to_json, new_event_from_json
@@ -43,6 +44,15 @@ class CompleteRequest(BaseModel):
         None,
         description="Lease the one job this outcome enqueues (if exactly one) for this "
         "worker and return it.",
+    )
+
+
+class CompleteManyRequest(BaseModel):
+    completions: list[CompleteRequest] = Field(
+        description="Outcomes of several leased jobs; their `chain` is ignored."
+    )
+    chain: ChainRequest | None = Field(
+        None, description="Lease, for this worker, one follow-up job per outcome that enqueued one."
     )
 
 
@@ -99,15 +109,45 @@ def complete(body: CompleteRequest, request: Request) -> dict[str, Any]:
     st = state_of(request)
     job = job_from_json(body.job)
     events = [new_event_from_json(e) for e in body.events]
-    chain = None
-    if body.chain is not None:
-        pools = None if body.chain.pools is None else tuple(body.chain.pools)
-        chain = Lessee(body.chain.worker_id, body.chain.lease_seconds, pools)
-    nxt = st.coordinator.complete(job, events, chain=chain)
+    nxt = st.coordinator.complete(job, events, chain=_lessee(body.chain))
     st.metrics.jobs_completed.inc()
     if nxt is not None:
         st.metrics.jobs_leased.inc()
     return {"next": None if nxt is None else leased(st, nxt, chained=True)}
+
+
+def _lessee(body: ChainRequest | None) -> Lessee | None:
+    if body is None:
+        return None
+    pools = None if body.pools is None else tuple(body.pools)
+    return Lessee(body.worker_id, body.lease_seconds, pools)
+
+
+@router.post("/complete-many", summary="Record several jobs' outcomes in one request")
+def complete_many(body: CompleteManyRequest, request: Request) -> dict[str, Any]:
+    """A busy worker's completions, batched: each execution's outcomes are committed
+    in one transaction. Answers one entry per outcome, in order: `{"next": job or
+    null}`, or `{"error": {"type": "stale_lease"|..., "detail"}}` (that outcome was
+    refused; the others are recorded)."""
+    st = state_of(request)
+    outcomes = [
+        (job_from_json(c.job), [new_event_from_json(e) for e in c.events])
+        for c in body.completions
+    ]
+    answers = st.coordinator.complete_many(outcomes, chain=_lessee(body.chain))
+    out: list[dict[str, Any]] = []
+    for answer in answers:
+        if isinstance(answer, Exception):
+            kind = "stale_lease" if isinstance(answer, StaleLease) else "error"
+            if kind == "stale_lease":
+                st.metrics.stale_completions.inc()
+            out.append({"error": {"type": kind, "detail": str(answer)}})
+            continue
+        st.metrics.jobs_completed.inc()
+        if answer is not None:
+            st.metrics.jobs_leased.inc()
+        out.append({"next": None if answer is None else leased(st, answer, chained=True)})
+    return {"results": out}
 
 
 @router.post("/record", status_code=204, summary="Append events that decide nothing")

@@ -33,7 +33,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool
 
-from replaybook.errors import NotFound, SeqConflict, StaleLease, StoreError
+from replaybook.errors import NotFound, SeqConflict, StoreError
 from replaybook.store.base import (
     CatalogEntry,
     ChangeCallback,
@@ -45,6 +45,8 @@ from replaybook.store.base import (
     StoredCredential,
     check_prune_statuses,
     iso_seconds,
+    jobs_completed,
+    stale_lease,
 )
 from replaybook.store.postgres.migrate import Connection, apply_migrations, connect
 from replaybook.store.postgres.sql import QUERIES
@@ -264,7 +266,7 @@ class PostgresStore(TriggerStore, StatsStore):
         events: Sequence[NewEvent],
         jobs: Sequence[NewJob] = (),
         *,
-        complete: Job | None = None,
+        complete: Job | Sequence[Job] | None = None,
         status: str | None = None,
         cancel_jobs: bool = False,
     ) -> list[Event]:
@@ -299,14 +301,18 @@ class PostgresStore(TriggerStore, StatsStore):
                 with conn.pipeline() as pipeline, conn.transaction():
                     sql = _ADVANCE_EXECUTION if status is None else _ADVANCE_EXECUTION_WITH_STATUS
                     advanced = conn.execute(sql, advance)
-                    fenced = None
-                    if complete is not None:
-                        fence = {
-                            "id": complete.id,
-                            "execution_id": execution_id,
-                            "lease_token": complete.lease_token,
-                        }
-                        fenced = conn.execute(_COMPLETE_JOB, fence)
+                    done = jobs_completed(complete)
+                    fenced = [
+                        conn.execute(
+                            _COMPLETE_JOB,
+                            {
+                                "id": job.id,
+                                "execution_id": execution_id,
+                                "lease_token": job.lease_token,
+                            },
+                        )
+                        for job in done
+                    ]
                     if cancel_jobs:
                         conn.execute(_CANCEL_JOBS, {"execution_id": execution_id})
                     cursor = conn.cursor()
@@ -318,13 +324,9 @@ class PostgresStore(TriggerStore, StatsStore):
                     pipeline.sync()
                     if advanced.rowcount != 1:
                         raise _Rejected
-                    if fenced is not None and fenced.rowcount != 1:
-                        assert complete is not None
-                        raise StaleLease(
-                            f"job {complete.id} ({complete.step!r} of execution"
-                            f" {execution_id!r}) is no longer leased with token"
-                            f" {complete.lease_token}"
-                        )
+                    for job, cursor in zip(done, fenced, strict=True):
+                        if cursor.rowcount != 1:
+                            raise stale_lease(job, execution_id)
             except (_Rejected, pg_errors.IntegrityError) as exc:
                 # A stale expected_seq makes the UPDATE match nothing, or the events
                 # collide with the ones already written; an unknown execution fails

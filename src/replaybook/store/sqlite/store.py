@@ -23,7 +23,7 @@ from secrets import token_hex
 from types import TracebackType
 from typing import Any, Final
 
-from replaybook.errors import NotFound, SeqConflict, StaleLease, StoreError
+from replaybook.errors import NotFound, SeqConflict, StoreError
 from replaybook.store.base import (
     CatalogEntry,
     ChangeCallback,
@@ -35,6 +35,8 @@ from replaybook.store.base import (
     StoredCredential,
     check_prune_statuses,
     iso_seconds,
+    jobs_completed,
+    stale_lease,
 )
 from replaybook.store.sqlite.migrate import apply_migrations, connect
 from replaybook.store.sqlite.sql import QUERIES
@@ -223,7 +225,7 @@ class SQLiteStore(TriggerStore, StatsStore):
         events: Sequence[NewEvent],
         jobs: Sequence[NewJob] = (),
         *,
-        complete: Job | None = None,
+        complete: Job | Sequence[Job] | None = None,
         status: str | None = None,
         cancel_jobs: bool = False,
     ) -> list[Event]:
@@ -256,17 +258,14 @@ class SQLiteStore(TriggerStore, StatsStore):
             sql = _ADVANCE_EXECUTION if status is None else _ADVANCE_EXECUTION_WITH_STATUS
             if conn.execute(sql, advance).rowcount != 1:
                 raise self._seq_error(conn, execution_id, expected_seq)
-            if complete is not None:
+            for done in jobs_completed(complete):
                 fence = {
-                    "id": complete.id,
+                    "id": done.id,
                     "execution_id": execution_id,
-                    "lease_token": complete.lease_token,
+                    "lease_token": done.lease_token,
                 }
                 if conn.execute(_COMPLETE_JOB, fence).rowcount != 1:
-                    raise StaleLease(
-                        f"job {complete.id} ({complete.step!r} of execution {execution_id!r})"
-                        f" is no longer leased with token {complete.lease_token}"
-                    )
+                    raise stale_lease(done, execution_id)
             if cancel_jobs:
                 conn.execute(_CANCEL_JOBS, {"execution_id": execution_id})
             if event_rows:
