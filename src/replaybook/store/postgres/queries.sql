@@ -62,26 +62,40 @@ UPDATE executions
 SET last_seq = %(new_seq)s, updated_at = %(now)s, status = %(status)s
 WHERE id = %(id)s AND last_seq = %(expected_seq)s
 
--- Fenced completion: matches no row when the lease was lost.
--- name: complete_job
-DELETE FROM jobs
-WHERE id = %(id)s AND execution_id = %(execution_id)s AND lease_token = %(lease_token)s
-  AND status = 'leased'
+-- name: complete_jobs
+-- Every job whose outcome the append records, fenced by its lease token; the ids
+-- returned are the ones still leased (a missing one makes the append stale).
+DELETE FROM jobs j
+USING unnest(%(ids)s::bigint[], %(tokens)s::text[]) AS done (id, lease_token)
+WHERE j.id = done.id AND j.execution_id = %(execution_id)s
+  AND j.lease_token = done.lease_token AND j.status = 'leased'
+RETURNING j.id
 
 -- name: cancel_jobs
 DELETE FROM jobs WHERE execution_id = %(execution_id)s
 
--- name: insert_event
+-- One statement for all of an append's events (and one for its jobs), the rows as
+-- one JSON array: far cheaper than a statement, or an array parameter, per column
+-- when a group commit writes many. `data` and `payload` arrive as JSON text.
+-- name: insert_events
 INSERT INTO events
     (execution_id, seq, id, type, at, step, visit, idx, attempt, data, logic_version)
-VALUES
-    (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::json, %s)
+SELECT %(execution_id)s, e.seq, e.id, e.type, %(at)s, e.step, e.visit, e.idx, e.attempt,
+       e.data::json, %(logic_version)s
+FROM json_to_recordset(%(rows)s::json)
+     AS e (seq bigint, id text, type text, step text, visit integer, idx integer,
+           attempt integer, data text)
 
--- name: insert_job
+-- name: insert_jobs
 INSERT INTO jobs
     (execution_id, step, visit, attempt, idx, pool, payload, available_at, due_at)
-VALUES
-    (%s, %s, %s, %s, %s, %s, %s::json, %s, %s)
+SELECT %(execution_id)s, j.step, j.visit, j.attempt, j.idx, j.pool, j.payload::json,
+       %(now)s + j.delay_ms * interval '1 millisecond',
+       %(now)s + j.delay_ms * interval '1 millisecond'  -- due when available
+FROM json_to_recordset(%(rows)s::json)
+     AS j (step text, visit integer, attempt integer, idx integer, pool text,
+           payload text, delay_ms bigint, n bigint)
+ORDER BY j.n  -- ids in the order the jobs were decided
 
 -- Wakes every watcher (LISTEN); delivered when the transaction commits.
 -- name: notify

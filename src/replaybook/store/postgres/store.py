@@ -60,10 +60,10 @@ _GET_EXECUTION: Final = QUERIES["get_execution"]
 _GET_LAST_SEQ: Final = QUERIES["get_last_seq"]
 _ADVANCE_EXECUTION: Final = QUERIES["advance_execution"]
 _ADVANCE_EXECUTION_WITH_STATUS: Final = QUERIES["advance_execution_with_status"]
-_COMPLETE_JOB: Final = QUERIES["complete_job"]
+_COMPLETE_JOBS: Final = QUERIES["complete_jobs"]
 _CANCEL_JOBS: Final = QUERIES["cancel_jobs"]
-_INSERT_EVENT: Final = QUERIES["insert_event"]
-_INSERT_JOB: Final = QUERIES["insert_job"]
+_INSERT_EVENTS: Final = QUERIES["insert_events"]
+_INSERT_JOBS: Final = QUERIES["insert_jobs"]
 _NOTIFY: Final = QUERIES["notify"]
 _READ_EVENTS: Final = QUERIES["read_events"]
 _LEASE_ANY_POOL: Final = QUERIES["lease_jobs_any_pool"]
@@ -121,6 +121,20 @@ def _json_text(value: Mapping[str, Any], what: str) -> str:
         return _encode_json(value)
     except (TypeError, ValueError) as exc:
         raise StoreError(f"{what} is not JSON: {exc}") from exc
+
+
+def _job_json(n: int, job: NewJob) -> dict[str, Any]:
+    payload = _json_text(job.payload, f"payload of job {job.step!r}") if job.payload else None
+    return {
+        "step": job.step,
+        "visit": job.visit,
+        "attempt": job.attempt,
+        "idx": job.index,
+        "pool": job.pool,
+        "payload": payload,
+        "delay_ms": job.delay_ms or 0,
+        "n": n,
+    }
 
 
 class _Rejected(Exception):
@@ -273,21 +287,37 @@ class PostgresStore(TriggerStore, StatsStore):
         instant = _instant(self._clock())
         at = _iso(instant)
         written: list[Event] = []
-        event_rows: list[tuple[Any, ...]] = []
         seq = expected_seq
         for new in events:
             seq += 1
-            event_id = uuid.uuid4().hex
-            data = _json_text(new.data, f"data of event {new.type!r}")
-            event_rows.append(
-                (execution_id, seq, event_id, new.type, instant, new.step, new.visit,
-                 new.index, new.attempt, data, LOGIC_VERSION)
-            )  # fmt: skip
             written.append(
-                Event(event_id, execution_id, seq, new.type, at, new.step, new.visit,
+                Event(uuid.uuid4().hex, execution_id, seq, new.type, at, new.step, new.visit,
                       new.index, new.attempt, new.data, LOGIC_VERSION)
             )  # fmt: skip
-        job_rows = [self._job_row(execution_id, job, instant) for job in jobs]
+        event_rows = [
+            {
+                "seq": e.seq,
+                "id": e.id,
+                "type": e.type,
+                "step": e.step,
+                "visit": e.visit,
+                "idx": e.index,
+                "attempt": e.attempt,
+                "data": _json_text(e.data, f"data of event {e.type!r}"),
+            }
+            for e in written
+        ]
+        event_cols = {
+            "execution_id": execution_id,
+            "at": instant,
+            "logic_version": LOGIC_VERSION,
+            "rows": json.dumps(event_rows),
+        }
+        job_cols = {
+            "execution_id": execution_id,
+            "now": instant,
+            "rows": json.dumps([_job_json(n, j) for n, j in enumerate(jobs)]),
+        }
         advance = {
             "id": execution_id,
             "expected_seq": expected_seq,
@@ -302,45 +332,35 @@ class PostgresStore(TriggerStore, StatsStore):
                     sql = _ADVANCE_EXECUTION if status is None else _ADVANCE_EXECUTION_WITH_STATUS
                     advanced = conn.execute(sql, advance)
                     done = jobs_completed(complete)
-                    fenced = [
-                        conn.execute(
-                            _COMPLETE_JOB,
-                            {
-                                "id": job.id,
-                                "execution_id": execution_id,
-                                "lease_token": job.lease_token,
-                            },
-                        )
-                        for job in done
-                    ]
+                    fenced = None
+                    if done:
+                        fence = {
+                            "ids": [job.id for job in done],
+                            "tokens": [job.lease_token for job in done],
+                            "execution_id": execution_id,
+                        }
+                        fenced = conn.execute(_COMPLETE_JOBS, fence)
                     if cancel_jobs:
                         conn.execute(_CANCEL_JOBS, {"execution_id": execution_id})
-                    cursor = conn.cursor()
-                    if event_rows:
-                        cursor.executemany(_INSERT_EVENT, event_rows)
-                    if job_rows:
-                        cursor.executemany(_INSERT_JOB, job_rows)
+                    if written:
+                        conn.execute(_INSERT_EVENTS, event_cols)
+                    if jobs:
+                        conn.execute(_INSERT_JOBS, job_cols)
                     conn.execute(_NOTIFY, notify)
                     pipeline.sync()
                     if advanced.rowcount != 1:
                         raise _Rejected
-                    for job, cursor in zip(done, fenced, strict=True):
-                        if cursor.rowcount != 1:
-                            raise stale_lease(job, execution_id)
+                    if fenced is not None:
+                        still_leased = {row[0] for row in fenced.fetchall()}
+                        for job in done:
+                            if job.id not in still_leased:
+                                raise stale_lease(job, execution_id)
             except (_Rejected, pg_errors.IntegrityError) as exc:
                 # A stale expected_seq makes the UPDATE match nothing, or the events
                 # collide with the ones already written; an unknown execution fails
                 # the UPDATE and the foreign keys. The rollback is done: find out which.
                 raise self._seq_error(conn, execution_id, expected_seq, exc) from None
         return written
-
-    def _job_row(self, execution_id: str, job: NewJob, now: datetime) -> tuple[Any, ...]:
-        payload = _json_text(job.payload, f"payload of job {job.step!r}") if job.payload else None
-        available_at = now + timedelta(milliseconds=job.delay_ms) if job.delay_ms else now
-        return (
-            execution_id, job.step, job.visit, job.attempt, job.index, job.pool, payload,
-            available_at, available_at,  # due_at: a queued job is due when available
-        )  # fmt: skip
 
     def _seq_error(
         self, conn: Connection, execution_id: str, expected_seq: int, cause: Exception
