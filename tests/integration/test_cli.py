@@ -255,3 +255,60 @@ def test_cancel_from_another_process(tmp_path: Path, env: dict[str, str]) -> Non
     assert proc.returncode == 1
     assert result["status"] == "cancelled"
     assert result["steps"]["work"]["status"] == "cancelled"
+
+
+def test_output_below_print_is_captured_and_masked(tmp_path: Path, env: dict[str, str]) -> None:
+    """What a python step writes to fds 1 and 2 itself (os.system, subprocess, os.write)
+    joins its log lines, masked; it never reaches the CLI's stdout or stderr."""
+    secret = "s3cr3t-value-123"
+    pb = write(
+        tmp_path,
+        "leak.yaml",
+        """metadata: {name: leak}
+workflow:
+  - step: start
+    next: tok
+  - step: tok
+    type: secrets
+    provider: env
+    name: MY_TOKEN
+    next: a
+  - step: a
+    type: python
+    args: {t: "{{ tok.value }}"}
+    code: |
+      import os, subprocess
+      def main(t):
+          print("printed", t)
+          os.system("echo via-os-system $MY_TOKEN")
+          subprocess.run(["echo", "via-subprocess", t])
+          subprocess.run(["sh", "-c", "echo via-stderr $0 >&2", t])
+          os.write(1, ("via-fd1 " + t + "\\n").encode())
+          os.write(2, ("via-fd2 " + t + "\\n").encode())
+          return 1
+    next: end
+  - step: end
+""",
+    )
+    env["MY_TOKEN"] = secret
+    for args in (["--json"], []):
+        p = cli(env, "run", str(pb), *args)
+        assert p.returncode == 0, p.stderr
+        assert secret not in p.stdout and secret not in p.stderr
+    eid = json.loads(cli(env, "executions", "list", "--json").stdout)[0]["execution_id"]
+    events = cli(env, "executions", "events", eid, "--json").stdout
+    assert secret not in events
+    lines = [
+        line
+        for e in json.loads(events)
+        if e["type"] == "step.log" and e["step"] == "a"
+        for line in e["data"]["lines"]
+    ]
+    assert lines == [
+        "printed ***",
+        "via-os-system ***",
+        "via-subprocess ***",
+        "via-stderr ***",
+        "via-fd1 ***",
+        "via-fd2 ***",
+    ]

@@ -175,6 +175,62 @@ def test_c_level_writes_do_not_corrupt_the_protocol(pool: PythonPool) -> None:
     assert run(pool, "def main(): return 'still fine'") == "still fine"
 
 
+def test_fd_level_output_joins_the_log_in_order(pool: PythonPool) -> None:
+    code = """
+        import os, subprocess, sys
+        def main():
+            print("p1")
+            os.system("echo from-shell; echo shell-err >&2")
+            subprocess.run([sys.executable, "-c", "print('from-child')"])
+            os.write(1, b"fd1 ")
+            os.write(2, "fd2 \u00e9\\n".encode())
+            print("p2", end="")
+            return 1
+    """
+    logs: list[str] = []
+    assert run(pool, code, logs=logs) == 1
+    assert logs == ["p1", "from-shell", "shell-err", "from-child", "fd1 fd2 \u00e9", "p2"]
+
+
+def test_fd_level_output_is_capped_and_never_blocks(pool: PythonPool) -> None:
+    # Far more than a pipe holds, in one write by a program the code starts.
+    code = """
+        import subprocess, sys
+        def main():
+            subprocess.run([sys.executable, "-c", "import sys; sys.stdout.write('x' * 6_000_000)"])
+            return "done"
+    """
+    logs: list[str] = []
+    assert run(pool, code, logs=logs) == "done"
+    text = "\n".join(logs)
+    assert text.startswith("xxxx") and "[log truncated" in text
+    assert len(text) < 4 * 1024 * 1024 + 200
+
+
+def test_output_after_a_call_is_dropped(pool: PythonPool) -> None:
+    # A thread and a program the code leaves running keep writing after main returns:
+    # that output belongs to no call, and must not corrupt the protocol.
+    code = """
+        import os, subprocess, sys, threading, time
+        def chatter():
+            for _ in range(50):
+                print("late print")
+                os.write(2, b"late fd 2\\n")
+                time.sleep(0.01)
+        def main():
+            threading.Thread(target=chatter, daemon=True).start()
+            loop = "for i in 1 2 3 4 5; do echo late-shell; sleep 0.1; done"
+            subprocess.Popen(["sh", "-c", loop])
+            return "left them running"
+    """
+    with PythonPool(max_size=1) as one:
+        assert run(one, code) == "left them running"
+        for i in range(20):
+            logs: list[str] = []
+            assert run(one, f"def main():\n    print('call {i}')\n    return {i}", logs=logs) == i
+            assert f"call {i}" in logs
+
+
 def test_sys_exit(pool: PythonPool) -> None:
     with pytest.raises(ActionError) as err:
         run(pool, "import sys\ndef main():\n    sys.exit(3)")

@@ -11,9 +11,14 @@ of an 8-byte big-endian length and a `marshal` payload of plain data.
                ("ok", result)                   result already JSON data
                ("err", type, message, traceback)
 
-At start the child moves the protocol pipes off fds 0/1, points fd 0 at /dev/null
-and fd 1 at fd 2, so nothing the user code (or a C library) writes can corrupt the
-protocol or the CLI's stdout. A watcher thread exits the child as soon as the
+At start the child moves the protocol pipes off fds 0/1 and points fd 0 at /dev/null
+and fds 1 and 2 at a capture pipe, for the child's whole life, so nothing the user
+code, a C library or a program it starts (`os.system`, `subprocess`) writes can
+corrupt the protocol or reach the CLI's (or a worker's) stdout and stderr unmasked.
+During a call, what arrives on the capture pipe joins the call's `print` output as
+log lines, in order (each write to sys.stdout first takes what is in the pipe), under
+the same size cap, and the parent masks them like every log line; between calls it
+is dropped. A watcher thread exits the child as soon as the
 parent's end of the request pipe closes (the parent died or closed the pool), even
 while user code is busy. SIGINT is ignored (with a Python handler, so programs the
 code starts get the default back): the parent decides when a child dies.
@@ -78,30 +83,104 @@ def _write_frame(fd: int, obj: Any) -> None:
 # -- captured output ---------------------------------------------------------------------
 
 
+class _Capture:
+    """Fds 1 and 2 of the child, for good: a pipe whose other end a thread drains into
+    the current call's log stream (and drops between calls). Every read of the pipe
+    happens under `lock`, so the main thread's last drain after a call gets all that
+    was written before it."""
+
+    def __init__(self) -> None:
+        import codecs  # loaded at interpreter start already
+
+        rfd, wfd = os.pipe()
+        os.dup2(wfd, 1)
+        os.dup2(wfd, 2)
+        os.close(wfd)
+        os.set_blocking(rfd, False)
+        self.fd = rfd
+        self.lock = _thread.RLock()  # reentrant: a signal handler may print mid-write
+        self.stream: _LogStream | None = None
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self._poller = select.poll()
+        self._poller.register(rfd, select.POLLIN)
+        _thread.start_new_thread(self._pump, ())
+
+    def _pump(self) -> None:
+        poller = select.poll()
+        poller.register(self.fd, select.POLLIN)
+        while True:
+            poller.poll()
+            with self.lock:
+                if not self.drain():
+                    return  # every write end is closed (the code closed fds 1 and 2)
+
+    def drain(self) -> bool:
+        """Move what is in the pipe to the current stream (lock held); False on EOF."""
+        while self._poller.poll(0):
+            try:
+                data = os.read(self.fd, 65536)
+            except BlockingIOError:
+                return True
+            if not data:
+                return False
+            stream = self.stream
+            if stream is not None:
+                stream.add(self._decoder.decode(data))
+        return True
+
+    def begin(self, stream: _LogStream) -> None:
+        with self.lock:
+            self.stream = None
+            self.drain()  # written between calls: dropped
+            self._decoder.reset()
+            self.stream = stream
+
+    def end(self) -> None:
+        with self.lock:
+            stream = self.stream
+            self.drain()
+            if stream is not None:
+                stream.add(self._decoder.decode(b"", True))
+                stream.finish()
+            self.stream = None
+
+
 class _LogStream(io.TextIOBase):
     """sys.stdout/sys.stderr during a call: sends each complete line to the parent.
-    (A TextIOBase, so fileno() and friends fail the usual way.)"""
+    (A TextIOBase, so fileno() and friends fail the usual way.) Once the call is over
+    it drops what it is given (a thread the code started may still print)."""
 
     encoding = "utf-8"
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, capture: _Capture) -> None:
         self._fd = fd
+        self._capture = capture
         self._partial = ""
         self._sent = 0
+        self._open = True
 
     def write(self, text: str) -> int:
         if not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        capture = self._capture
+        with capture.lock:
+            capture.drain()  # what the code wrote to fds 1/2 before this comes first
+            self.add(text)
+        return len(text)
+
+    def add(self, text: str) -> None:
+        """Append `text` to the log (capture lock held)."""
+        if not self._open:
+            return
         if "\n" not in text:
             self._partial += text
             if len(self._partial) > 65536:
                 self._send(self._partial)
                 self._partial = ""
-            return len(text)
+            return
         head, _, tail = text.rpartition("\n")
         self._send(self._partial + head)
         self._partial = tail
-        return len(text)
 
     def _send(self, text: str) -> None:
         if self._sent >= MAX_LOG_CHARS:
@@ -113,9 +192,11 @@ class _LogStream(io.TextIOBase):
         _write_frame(self._fd, ("log", text))
 
     def finish(self) -> None:
-        if self._partial:
+        """Send the last partial line; drop whatever comes after (capture lock held)."""
+        if self._partial and self._open:
             self._send(self._partial)
             self._partial = ""
+        self._open = False
 
     def writable(self) -> bool:
         return True
@@ -255,9 +336,12 @@ def _user_traceback(exc: BaseException, code: str) -> str:
     return "".join(traceback.format_exception(type(exc), exc, tb))
 
 
-def _handle(fd: int, request: tuple[str, dict[str, Any], dict[str, Any] | None]) -> None:
+def _handle(
+    fd: int, capture: _Capture, request: tuple[str, dict[str, Any], dict[str, Any] | None]
+) -> None:
     code, inputs, context = request
-    stream = _LogStream(fd)
+    stream = _LogStream(fd, capture)
+    capture.begin(stream)
     saved = sys.stdout, sys.stderr
     cwd = os.getcwd()
     sys.stdout = sys.stderr = stream
@@ -281,7 +365,7 @@ def _handle(fd: int, request: tuple[str, dict[str, Any], dict[str, Any] | None])
         except OSError:
             pass
     try:
-        stream.finish()
+        capture.end()
         _write_frame(fd, response)
     except ValueError:  # marshal could not encode it (cannot happen for JSON data)
         _write_frame(fd, ("err", "result", "result is not JSON", ""))
@@ -312,7 +396,7 @@ def main() -> None:
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
-    os.dup2(2, 1)
+    capture = _Capture()  # fds 1 and 2 from here on
     _ignore_sigint()
     _thread.start_new_thread(_watch_parent, (req_fd,))
     import replaybook.actions.jsonsafe  # noqa: F401  (before the first call, not during it)
@@ -325,7 +409,7 @@ def main() -> None:
             payload = _read_exact(req_fd, int.from_bytes(header, "big"))
             if payload is None:
                 break
-            _handle(resp_fd, marshal.loads(payload))
+            _handle(resp_fd, capture, marshal.loads(payload))
     except OSError:  # the parent went away mid-call
         pass
     os._exit(0)
