@@ -33,9 +33,9 @@ from replaybook.errors import (
     UsageError,
 )
 from replaybook.playbook.model import Playbook
-from replaybook.runtime.coordinator import FinishedCallback, JobContext, Lessee
+from replaybook.runtime.coordinator import FinishedCallback, JobContext
 from replaybook.server.wire import job_from_json, job_to_json, new_event_to_json
-from replaybook.store.base import Job, NewEvent
+from replaybook.store.base import Job, Lessee, NewEvent
 
 log = logging.getLogger("replaybook.client")
 

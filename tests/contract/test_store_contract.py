@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from replaybook.errors import NotFound, SeqConflict, StaleLease, StoreError
-from replaybook.store.base import Job, NewEvent, NewJob, Store
+from replaybook.store.base import Job, Lessee, NewEvent, NewJob, Store
 from replaybook.version import LOGIC_VERSION
 
 if TYPE_CHECKING:
@@ -240,6 +240,41 @@ def test_one_stale_job_among_several_fails_the_whole_append(store: Store) -> Non
     assert [e.type for e in store.read_events(ex)] == ["a"]
     assert store.heartbeat(first, 30) is True  # the good one is still leased
     assert all_jobs(store) == []  # no job "c"
+
+
+def test_append_and_lease_takes_the_jobs_it_enqueues_in_the_same_transaction(
+    store: Store,
+) -> None:
+    ex = started(store)
+    store.append(ex, 0, [ev("a")], [job("a")])
+    (a,) = store.lease_jobs("w1", 10, 30)
+    me = Lessee("w1", 30)
+    written, leased = store.append_and_lease(
+        ex, 1, [ev("a done")], [job("b"), job("c")], complete=a, lessee=me, limit=1
+    )
+    assert [e.seq for e in written] == [2]
+    (b,) = leased
+    assert (b.step, b.worker_id, b.leases) == ("b", "w1", 1)
+    assert store.heartbeat(b, 30) is True  # really leased, with the token returned
+    assert [j.step for j in all_jobs(store)] == ["c"]  # the rest stays queued
+
+
+def test_append_and_lease_respects_pools_delays_and_a_stale_fence(store: Store) -> None:
+    ex = started(store)
+    store.append(ex, 0, [ev("a")], [job("a")])
+    (a,) = store.lease_jobs("w1", 10, 30)
+    gpu_only = Lessee("w1", 30, ("gpu",))
+    _, leased = store.append_and_lease(
+        ex, 1, [ev()], [job("cpu"), job("later", delay_ms=60_000)], lessee=gpu_only, limit=2
+    )
+    assert leased == []  # not its pool; not due yet
+    forged = Job(**{**a.__dict__, "lease_token": "not-the-token"})
+    with pytest.raises(StaleLease):
+        store.append_and_lease(
+            ex, 2, [ev()], [job("x")], complete=forged, lessee=Lessee("w1", 30), limit=5
+        )
+    assert store.heartbeat(a, 30) is True
+    assert [j.step for j in all_jobs(store)] == ["cpu"]  # "x" was never written
 
 
 def test_cancel_jobs_removes_queued_and_leased_jobs(store: Store) -> None:

@@ -22,7 +22,7 @@ from replaybook.core import events as ev
 from replaybook.errors import NotFound
 from replaybook.playbook.model import Playbook
 from replaybook.runtime.engine import Engine
-from replaybook.store.base import Event, Job, NewEvent
+from replaybook.store.base import Event, Job, Lessee, NewEvent
 
 log = logging.getLogger("replaybook.coordinator")
 
@@ -31,15 +31,6 @@ OWN_NOTICE_SECONDS = 1.0
 
 # Called with an execution id when that execution reached a terminal status.
 FinishedCallback = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class Lessee:
-    """Who leases, for how long, from which pools (`None`: every pool)."""
-
-    worker_id: str
-    lease_seconds: float
-    pools: tuple[str | None, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -233,37 +224,26 @@ class LocalCoordinator:
         return JobContext(pb, snap)
 
     def complete(self, job: Job, events: Sequence[NewEvent], *, chain: Lessee | None) -> Job | None:
-        engine = self.engine
-        engine.commit(job.execution_id, events, complete=job, wake_above=0 if chain is None else 1)
-        enqueued = getattr(engine.last_commit_jobs, "n", 0)
-        engine.last_commit_jobs.n = 0
-        if chain is None or enqueued != 1:
-            return None
-        leased = self.store.lease_jobs(chain.worker_id, 1, chain.lease_seconds, chain.pools)
-        if not leased:
-            # A delayed retry (or another worker took it): let the waiters time it.
-            engine.work_available()
-            return None
-        return leased[0]
+        (done,) = self.engine.commit_completions(job.execution_id, [(events, job, chain)])
+        if done.error is not None:
+            raise done.error
+        return done.next
 
     def complete_many(
         self, outcomes: Sequence[tuple[Job, Sequence[NewEvent]]], *, chain: Lessee | None
     ) -> list[Job | Exception | None]:
         """`complete` for several jobs at once (a remote worker's batch): the
-        outcomes of each execution are committed together, and the follow-up jobs
-        for `chain` are leased in one go. Answers, per outcome, the job leased for it,
-        None, or its error (StaleLease when its lease was lost)."""
-        engine = self.engine
-        wake = 0 if chain is None else 1
+        outcomes of each execution are committed together. Answers, per outcome,
+        the job leased for it, None, or its error (StaleLease when its lease was
+        lost)."""
         by_execution: dict[str, list[int]] = {}
         for i, (job, _) in enumerate(outcomes):
             by_execution.setdefault(job.execution_id, []).append(i)
         answers: list[Job | Exception | None] = [None] * len(outcomes)
-        shares: list[int] = []
         for eid, idxs in by_execution.items():
             try:
-                done = engine.commit_completions(
-                    eid, [(outcomes[i][1], outcomes[i][0], wake) for i in idxs]
+                done = self.engine.commit_completions(
+                    eid, [(outcomes[i][1], outcomes[i][0], chain) for i in idxs]
                 )
             except Exception as e:  # the execution is gone, say
                 for i in idxs:
@@ -272,17 +252,8 @@ class LocalCoordinator:
             for i, c in zip(idxs, done, strict=True):
                 if c.error is not None:
                     answers[i] = c.error if isinstance(c.error, Exception) else None
-                elif c.jobs:
-                    shares.append(i)
-        if chain is None or not shares:
-            return answers
-        leased = self.store.lease_jobs(
-            chain.worker_id, len(shares), chain.lease_seconds, chain.pools
-        )
-        if len(leased) < len(shares):
-            engine.work_available()  # delayed retries, or taken by others: let waiters time them
-        for i, job in zip(shares, leased, strict=False):
-            answers[i] = job
+                else:
+                    answers[i] = c.next
         return answers
 
     def record(self, execution_id: str, events: Sequence[NewEvent]) -> None:

@@ -25,7 +25,7 @@ from replaybook.errors import NotFound, SeqConflict, TemplateError
 from replaybook.masking import env_masker
 from replaybook.observability import tracing
 from replaybook.playbook.model import Playbook
-from replaybook.store.base import Event, ExecutionInfo, Job, NewEvent, Store
+from replaybook.store.base import Event, ExecutionInfo, Job, Lessee, NewEvent, Store
 
 Listener = Callable[[str, Sequence[Event]], None]
 
@@ -52,21 +52,22 @@ class _Loaded:
 
 
 class Completion:
-    """A job's outcome waiting to be committed, alone or with others (group commit)."""
+    """A job's outcome waiting to be committed, alone or with others (group commit),
+    and, once settled, what came of it."""
 
-    __slots__ = ("error", "events", "job", "jobs", "settled", "wake_above", "written")
+    __slots__ = ("error", "events", "job", "lessee", "next", "settled", "written")
 
-    def __init__(self, events: Sequence[NewEvent], job: Job, wake_above: int) -> None:
+    def __init__(self, events: Sequence[NewEvent], job: Job, lessee: Lessee | None) -> None:
         self.events = events
         self.job = job
-        self.wake_above = wake_above
+        self.lessee = lessee
         self.settled = False
         self.written: list[Event] = []
-        self.jobs = 0  # this completion's share of the jobs enqueued
+        self.next: Job | None = None  # leased for `lessee` in the same transaction
         self.error: BaseException | None = None
 
-    def settle(self, written: list[Event], jobs: int, error: BaseException | None) -> None:
-        self.written, self.jobs, self.error = written, jobs, error
+    def settle(self, written: list[Event], nxt: Job | None, error: BaseException | None) -> None:
+        self.written, self.next, self.error = written, nxt, error
         self.settled = True
 
 
@@ -91,7 +92,6 @@ class Engine:
         self._listeners: list[Listener] = [tracing.engine_listener(self)]  # ends spans
         self.changed = threading.Condition()  # notified when an execution ends
         self.work = threading.Condition()  # notified when there is work to lease
-        self.last_commit_jobs = threading.local()
         # Bumped under `changed` at every commit, so a waiter can tell whether it
         # missed a notification between looking for work and starting to wait.
         self.generation = 0
@@ -267,40 +267,38 @@ class Engine:
         *,
         complete: Job | None = None,
         decide_more: bool = True,
-        wake_above: int = 0,
     ) -> list[Event]:
         """Append `events` plus every decision they lead to, atomically.
-        Raises StaleLease if `complete` lost its lease (nothing is written).
-        Other workers are woken when more than `wake_above` jobs were enqueued (a
-        worker that goes on to lease the next job itself passes 1); how many were
-        enqueued is left in `last_commit_jobs.n` for the calling thread.
-
-        Completions of one execution that arrive while another is being committed
-        are committed together (group commit): the first to get the execution's
-        lock folds every waiting outcome, decides once and writes one transaction.
-        Any serial order of concurrent completions is a valid history, and this
-        is one of them; it saves a transaction and a decide pass per outcome when
-        many items of an iterator finish at once."""
+        Raises StaleLease if `complete` lost its lease (nothing is written)."""
         if complete is None or not decide_more:
             with self._exec_lock(execution_id):
-                written, n = self._append(execution_id, events, (), decide_more)
-            self.last_commit_jobs.n = n
-            self._notify(execution_id, written, n > wake_above)
+                written, n, _ = self._append(execution_id, events, (), decide_more, None, 0)
+            self._notify(execution_id, written, n > 0)
             return written
-        (mine,) = self.commit_completions(execution_id, [(events, complete, wake_above)])
-        self.last_commit_jobs.n = mine.jobs
+        (mine,) = self.commit_completions(execution_id, [(events, complete, None)])
         if mine.error is not None:
             raise mine.error
         return mine.written
 
     def commit_completions(
-        self, execution_id: str, outcomes: Sequence[tuple[Sequence[NewEvent], Job, int]]
+        self,
+        execution_id: str,
+        outcomes: Sequence[tuple[Sequence[NewEvent], Job, Lessee | None]],
     ) -> list[Completion]:
-        """Commit several jobs' outcomes `(events, job, wake_above)` of one execution,
-        together with any other completion waiting for it. Each answer carries what
-        was written, its share of the enqueued jobs and its error (a StaleLease for a
-        lost lease: the other outcomes are committed all the same)."""
-        mine = [Completion(events, job, wake) for events, job, wake in outcomes]
+        """Commit jobs' outcomes `(events, job, lessee)` of one execution. An outcome
+        with a lessee gets one of the jobs its commit enqueues (any due job, in
+        fact), leased for it in the same transaction, as `next`: a linear chain
+        keeps its worker and pays one transaction per step. Each answer also
+        carries what was written and its error (StaleLease for a lost lease: the
+        other outcomes are committed all the same).
+
+        Completions that arrive while another of the same execution is being
+        committed are committed with it (group commit): the first to get the
+        execution's lock folds every waiting outcome, decides once and writes one
+        transaction. Any serial order of concurrent completions is a valid
+        history, and this is one of them; it saves a transaction and a decide pass
+        per outcome when many items of an iterator finish at once."""
+        mine = [Completion(events, job, lessee) for events, job, lessee in outcomes]
         with self._lock:
             self._pending.setdefault(execution_id, []).extend(mine)
         settled: list[tuple[list[Event], bool]] = []
@@ -319,35 +317,43 @@ class Engine:
         """Commit `group` (the execution's lock is held) and give each completion
         its outcome; answers what to notify, once the lock is released."""
         events = [e for c in group for e in c.events]
+        takers = [c for c in group if c.lessee is not None]
+        # One lease query per transaction: several lessees (pools of one process)
+        # are rare, and then only the first one's completions lease in it.
+        lessee = takers[0].lessee if takers else None
+        takers = [c for c in takers if c.lessee == lessee]
         try:
-            written, n = self._append(execution_id, events, [c.job for c in group], True)
+            written, n, leased = self._append(
+                execution_id, events, [c.job for c in group], True, lessee, len(takers)
+            )
         except Exception as exc:
             if len(group) == 1:
-                group[0].settle([], 0, exc)
+                group[0].settle([], None, exc)
                 return []
             # One outcome's fault (a lost lease, say) must not fail the others.
             out = []
             for c in group:
                 try:
-                    w, k = self._append(execution_id, c.events, [c.job], True)
+                    w, k, got = self._append(
+                        execution_id, c.events, [c.job], True, c.lessee, 1 if c.lessee else 0
+                    )
                 except Exception as e:
-                    c.settle([], 0, e)
+                    c.settle([], None, e)
                     continue
-                c.settle(w, k, None)
-                out.append((w, k > c.wake_above))
+                c.settle(w, got[0] if got else None, None)
+                out.append((w, k > len(got)))
             return out
         except BaseException as exc:
             for c in group:
-                c.settle([], 0, exc)
+                c.settle([], None, exc)
             raise
-        # Each completion that leases its follow-up itself takes one of the new jobs;
-        # the workers are woken for the rest.
-        left = n
+        for c, job in zip(takers, leased, strict=False):
+            c.settle(written, job, None)
         for c in group:
-            share = 1 if left > 0 and c.wake_above > 0 else 0
-            left -= share
-            c.settle(written, share, None)
-        return [(written, left > 0)]
+            if not c.settled:
+                c.settle(written, None, None)
+        # Workers are woken for what the lessees did not take.
+        return [(written, n > len(leased))]
 
     def _append(
         self,
@@ -355,10 +361,13 @@ class Engine:
         events: Sequence[NewEvent],
         complete: Sequence[Job],
         decide_more: bool,
-    ) -> tuple[list[Event], int]:
+        lessee: Lessee | None,
+        limit: int,
+    ) -> tuple[list[Event], int, list[Job]]:
         """Fold, decide and append under the execution's lock; re-fold and decide
-        again when another process wrote first. Answers what was written and how
-        many jobs were enqueued."""
+        again when another process wrote first. Answers what was written, how many
+        jobs were enqueued, and those leased for `lessee` (at most `limit`, and no
+        more than were enqueued)."""
         loaded = self._loaded_for(execution_id)
         for _ in range(50):
             st = self._caught_up(execution_id)
@@ -375,7 +384,7 @@ class Engine:
                         out.extend(more)
                 jobs = jobs_for(loaded.playbook, st, out)
                 status = execution_status(out)
-                written = self.store.append(
+                written, leased = self.store.append_and_lease(
                     execution_id,
                     base_seq,
                     out,
@@ -383,6 +392,8 @@ class Engine:
                     complete=complete,
                     status=status,
                     cancel_jobs=status in ("completed", "failed", "cancelled"),
+                    lessee=lessee,
+                    limit=min(limit, len(jobs)),
                 )
             except SeqConflict:
                 self._states.pop(execution_id, None)
@@ -392,7 +403,7 @@ class Engine:
                 self._states.pop(execution_id, None)
                 raise
             st.last_seq = written[-1].seq if written else base_seq
-            return written, len(jobs)
+            return written, len(jobs), leased
         raise SeqConflict(f"execution {execution_id}: too many concurrent writers")
 
     def _notify(self, execution_id: str, written: Sequence[Event], new_work: bool) -> None:

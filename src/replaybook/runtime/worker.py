@@ -28,10 +28,10 @@ from replaybook.errors import ReplaybookError, StaleLease
 from replaybook.observability.context import job_scope, record_outcome
 from replaybook.playbook.load import task_step
 from replaybook.playbook.model import Playbook, Step
-from replaybook.runtime.coordinator import Coordinator, Lessee, LocalCoordinator
+from replaybook.runtime.coordinator import Coordinator, LocalCoordinator
 from replaybook.runtime.engine import Engine
 from replaybook.runtime.executor import JobContext, StepExecutor
-from replaybook.store.base import Job, NewEvent
+from replaybook.store.base import Job, Lessee, NewEvent
 
 log = logging.getLogger("replaybook.worker")
 

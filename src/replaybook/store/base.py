@@ -78,6 +78,15 @@ class NewJob:
 
 
 @dataclass(frozen=True)
+class Lessee:
+    """Who leases, for how long, from which pools (`None`: every pool)."""
+
+    worker_id: str
+    lease_seconds: float
+    pools: tuple[str | None, ...] | None = None
+
+
+@dataclass(frozen=True)
 class Job:
     id: int
     execution_id: str
@@ -258,6 +267,24 @@ class Store(Protocol):
         Raises SeqConflict when the execution's last seq is not `expected_seq`
         (nothing is written), StaleLease when the lease of a job in `complete` is
         no longer held (nothing is written)."""
+        ...
+
+    def append_and_lease(
+        self,
+        execution_id: str,
+        expected_seq: int,
+        events: Sequence[NewEvent],
+        jobs: Sequence[NewJob] = (),
+        *,
+        complete: Job | Sequence[Job] | None = None,
+        status: str | None = None,
+        cancel_jobs: bool = False,
+        lessee: Lessee | None = None,
+        limit: int = 0,
+    ) -> tuple[list[Event], list[Job]]:
+        """`append`, then in the same transaction lease up to `limit` due jobs for
+        `lessee`: a worker whose outcome enqueued its own next job takes it without
+        a second transaction."""
         ...
 
     def read_events(

@@ -10,10 +10,9 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
 from replaybook.errors import StaleLease
-from replaybook.runtime.coordinator import Lessee
 from replaybook.server.app import ServerState, state_of
 from replaybook.server.wire import job_from_json, job_to_json, new_event_from_json
-from replaybook.store.base import Job
+from replaybook.store.base import Job, Lessee
 
 router = APIRouter(prefix="/api/queue", tags=["queue"])
 

@@ -40,6 +40,7 @@ from replaybook.store.base import (
     Event,
     ExecutionInfo,
     Job,
+    Lessee,
     NewEvent,
     NewJob,
     StoredCredential,
@@ -284,7 +285,32 @@ class PostgresStore(TriggerStore, StatsStore):
         status: str | None = None,
         cancel_jobs: bool = False,
     ) -> list[Event]:
-        instant = _instant(self._clock())
+        written, _ = self.append_and_lease(
+            execution_id,
+            expected_seq,
+            events,
+            jobs,
+            complete=complete,
+            status=status,
+            cancel_jobs=cancel_jobs,
+        )
+        return written
+
+    def append_and_lease(
+        self,
+        execution_id: str,
+        expected_seq: int,
+        events: Sequence[NewEvent],
+        jobs: Sequence[NewJob] = (),
+        *,
+        complete: Job | Sequence[Job] | None = None,
+        status: str | None = None,
+        cancel_jobs: bool = False,
+        lessee: Lessee | None = None,
+        limit: int = 0,
+    ) -> tuple[list[Event], list[Job]]:
+        now = self._clock()
+        instant = _instant(now)
         at = _iso(instant)
         written: list[Event] = []
         seq = expected_seq
@@ -346,6 +372,8 @@ class PostgresStore(TriggerStore, StatsStore):
                         conn.execute(_INSERT_EVENTS, event_cols)
                     if jobs:
                         conn.execute(_INSERT_JOBS, job_cols)
+                    lease = None if lessee is None else self._lease_query(now, lessee, limit)
+                    took = None if lease is None else conn.execute(*lease)
                     conn.execute(_NOTIFY, notify)
                     pipeline.sync()
                     if advanced.rowcount != 1:
@@ -355,12 +383,13 @@ class PostgresStore(TriggerStore, StatsStore):
                         for job in done:
                             if job.id not in still_leased:
                                 raise stale_lease(job, execution_id)
+                    leased = [] if took is None else self._leased(took.fetchall(), lessee)
             except (_Rejected, pg_errors.IntegrityError) as exc:
                 # A stale expected_seq makes the UPDATE match nothing, or the events
                 # collide with the ones already written; an unknown execution fails
                 # the UPDATE and the foreign keys. The rollback is done: find out which.
                 raise self._seq_error(conn, execution_id, expected_seq, exc) from None
-        return written
+        return written, leased
 
     def _seq_error(
         self, conn: Connection, execution_id: str, expected_seq: int, cause: Exception
@@ -432,20 +461,33 @@ class PostgresStore(TriggerStore, StatsStore):
         lease_seconds: float,
         pools: Sequence[str | None] | None = None,
     ) -> list[Job]:
-        if limit <= 0 or (pools is not None and not pools):
+        lessee = Lessee(worker_id, lease_seconds, None if pools is None else tuple(pools))
+        query = self._lease_query(self._clock(), lessee, limit)
+        if query is None:
             return []
-        now = self._clock()
+        with self._connection() as conn:
+            rows = conn.execute(*query).fetchall()
+        return self._leased(rows, lessee)
+
+    def _lease_query(
+        self, now: float, lessee: Lessee, limit: int
+    ) -> tuple[str, dict[str, Any]] | None:
+        pools = lessee.pools
+        if limit <= 0 or (pools is not None and not pools):
+            return None
         params: dict[str, Any] = {
             "now": _instant(now),
-            "expires_at": _instant(now + lease_seconds),
+            "expires_at": _instant(now + lessee.lease_seconds),
             "limit": limit,
-            "worker_id": worker_id,
+            "worker_id": lessee.worker_id,
         }
-        sql = _LEASE_ANY_POOL if pools is None else _LEASE_IN_POOLS
-        if pools is not None:
-            params.update(_pool_params(pools))
-        with self._connection() as conn:
-            rows = conn.execute(sql, params).fetchall()
+        if pools is None:
+            return _LEASE_ANY_POOL, params
+        params.update(_pool_params(pools))
+        return _LEASE_IN_POOLS, params
+
+    def _leased(self, rows: list[Any], lessee: Lessee | None) -> list[Job]:
+        assert lessee is not None or not rows
         rows.sort(key=lambda row: (row[10], row[0]))  # oldest due first
         return [
             Job(
@@ -458,7 +500,7 @@ class PostgresStore(TriggerStore, StatsStore):
                 pool=row[6],
                 payload=_decode_json(row[7]) if row[7] is not None else {},
                 lease_token=row[9],
-                worker_id=worker_id,
+                worker_id=lessee.worker_id if lessee else "",
                 leases=row[8],
             )
             for row in rows

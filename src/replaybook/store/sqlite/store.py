@@ -30,6 +30,7 @@ from replaybook.store.base import (
     Event,
     ExecutionInfo,
     Job,
+    Lessee,
     NewEvent,
     NewJob,
     StoredCredential,
@@ -229,6 +230,30 @@ class SQLiteStore(TriggerStore, StatsStore):
         status: str | None = None,
         cancel_jobs: bool = False,
     ) -> list[Event]:
+        written, _ = self.append_and_lease(
+            execution_id,
+            expected_seq,
+            events,
+            jobs,
+            complete=complete,
+            status=status,
+            cancel_jobs=cancel_jobs,
+        )
+        return written
+
+    def append_and_lease(
+        self,
+        execution_id: str,
+        expected_seq: int,
+        events: Sequence[NewEvent],
+        jobs: Sequence[NewJob] = (),
+        *,
+        complete: Job | Sequence[Job] | None = None,
+        status: str | None = None,
+        cancel_jobs: bool = False,
+        lessee: Lessee | None = None,
+        limit: int = 0,
+    ) -> tuple[list[Event], list[Job]]:
         now = self._clock()
         at = iso_utc(now)
         written: list[Event] = []
@@ -272,7 +297,8 @@ class SQLiteStore(TriggerStore, StatsStore):
                 conn.executemany(_INSERT_EVENT, event_rows)
             if job_rows:
                 conn.executemany(_INSERT_JOB, job_rows)
-        return written
+            leased = [] if lessee is None else self._lease(conn, now, lessee, limit)
+        return written, leased
 
     def _seq_error(
         self, conn: sqlite3.Connection, execution_id: str, expected_seq: int
@@ -350,26 +376,35 @@ class SQLiteStore(TriggerStore, StatsStore):
         lease_seconds: float,
         pools: Sequence[str | None] | None = None,
     ) -> list[Job]:
+        lessee = Lessee(worker_id, lease_seconds, None if pools is None else tuple(pools))
         if limit <= 0 or (pools is not None and not pools):
             return []
-        now = self._clock()
-        expires_at = now + lease_seconds
+        with self._write() as conn:
+            return self._lease(conn, self._clock(), lessee, limit)
+
+    def _lease(
+        self, conn: sqlite3.Connection, now: float, lessee: Lessee, limit: int
+    ) -> list[Job]:
+        pools = lessee.pools
+        if limit <= 0 or (pools is not None and not pools):
+            return []
+        expires_at = now + lessee.lease_seconds
         params: dict[str, Any] = {"now": now, "limit": limit}
         sql = _DUE_JOBS_ANY_POOL if pools is None else _DUE_JOBS_IN_POOLS
         if pools is not None:
             params.update(_pool_params(pools))
-        with self._write() as conn:
-            rows = conn.execute(sql, params).fetchall()
-            if not rows:
-                return []
-            tokens = [token_hex(16) for _ in rows]
-            conn.executemany(
-                _LEASE_JOB,
-                [
-                    (token, worker_id, expires_at, expires_at, row[0])
-                    for token, row in zip(tokens, rows, strict=True)
-                ],
-            )
+        rows = conn.execute(sql, params).fetchall()
+        if not rows:
+            return []
+        tokens = [token_hex(16) for _ in rows]
+        worker_id = lessee.worker_id
+        conn.executemany(
+            _LEASE_JOB,
+            [
+                (token, worker_id, expires_at, expires_at, row[0])
+                for token, row in zip(tokens, rows, strict=True)
+            ],
+        )
         return [
             Job(
                 id=row[0],
