@@ -150,7 +150,7 @@ def run(
     catalog: Annotated[
         list[Path] | None, typer.Option(help="Register this folder's playbooks first.")
     ] = None,
-    concurrency: Annotated[int, typer.Option(help="Jobs run at once.")] = 16,
+    concurrency: Annotated[int, typer.Option(min=1, help="Jobs run at once.")] = 16,
     strict: Annotated[bool, typer.Option(help="Unknown keys are errors.")] = False,
     as_json: JsonOpt = False,
     db: DbOpt = None,
@@ -177,7 +177,7 @@ def run(
     store = _open_store(db)
     from replaybook.runtime.embedded import EmbeddedRunner
 
-    with EmbeddedRunner(store, _data_dir(), concurrency=max(1, concurrency)) as runner:
+    with EmbeddedRunner(store, _data_dir(), concurrency=concurrency) as runner:
         for folder in catalog or []:
             if folder.is_dir():
                 try:
@@ -252,6 +252,17 @@ def _embedded(db: str | None, concurrency: int = 16) -> Any:
     return EmbeddedRunner(_open_store(db), _data_dir(), concurrency=concurrency)
 
 
+EXECUTION_STATUSES = ("running", "completed", "failed", "cancelled")
+
+
+def _check_status(value: str | None) -> str | None:
+    if value is not None and value not in EXECUTION_STATUSES:
+        raise typer.BadParameter(
+            f"{value!r} is not a status; use one of {', '.join(EXECUTION_STATUSES)}"
+        )
+    return value
+
+
 def _require(store: Any, execution_id: str) -> Any:
     info = store.get_execution(execution_id)
     if info is None:
@@ -261,10 +272,15 @@ def _require(store: Any, execution_id: str) -> Any:
 
 @executions_app.command("list")
 def executions_list(
-    status: Annotated[str | None, typer.Option(help="Filter by status.")] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(
+            help=f"Filter by status: {', '.join(EXECUTION_STATUSES)}.", callback=_check_status
+        ),
+    ] = None,
     playbook: Annotated[str | None, typer.Option(help="Filter by playbook path.")] = None,
-    limit: Annotated[int, typer.Option()] = 50,
-    offset: Annotated[int, typer.Option()] = 0,
+    limit: Annotated[int, typer.Option(min=1)] = 50,
+    offset: Annotated[int, typer.Option(min=0)] = 0,
     as_json: JsonOpt = False,
     db: DbOpt = None,
     server: ServerOpt = None,
@@ -398,7 +414,7 @@ def executions_cancel(
 def executions_resume(
     execution_id: str,
     from_: Annotated[str | None, typer.Option("--from", help="Re-run from this step.")] = None,
-    concurrency: Annotated[int, typer.Option()] = 16,
+    concurrency: Annotated[int, typer.Option(min=1, help="Jobs run at once.")] = 16,
     as_json: JsonOpt = False,
     db: DbOpt = None,
     server: ServerOpt = None,
@@ -527,7 +543,9 @@ def execute(
         list[str] | None, typer.Option("--set", help="key.path=value (value parsed as YAML).")
     ] = None,
     wait: Annotated[bool, typer.Option(help="Wait for the end; exit 0 only if completed.")] = False,
-    concurrency: Annotated[int, typer.Option(help="Embedded --wait: jobs run at once.")] = 16,
+    concurrency: Annotated[
+        int, typer.Option(min=1, help="Embedded --wait: jobs run at once.")
+    ] = 16,
     as_json: JsonOpt = False,
     db: DbOpt = None,
     server: ServerOpt = None,
@@ -548,7 +566,9 @@ def server(
         "127.0.0.1"
     ),
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8082,
-    workers: Annotated[int, typer.Option(help="Worker slots in this process (0: none).")] = 0,
+    workers: Annotated[
+        int, typer.Option(min=0, help="Worker slots in this process (0: none).")
+    ] = 0,
     db: DbOpt = None,
 ) -> None:
     """Serve the HTTP API (OpenAPI at /docs), /health and /metrics."""
@@ -566,7 +586,7 @@ def worker(
         list[str] | None,
         typer.Option(help="Pool to lease from (repeatable; 'default', '*' for all)."),
     ] = None,
-    concurrency: Annotated[int, typer.Option(help="Jobs run at once.")] = 16,
+    concurrency: Annotated[int, typer.Option(min=1, help="Jobs run at once.")] = 16,
     lease_seconds: Annotated[float, typer.Option(help="Lease length; heartbeats renew it.")] = 30.0,
 ) -> None:
     """Lease and run jobs from a store (--db) or a server (--server) until SIGTERM."""
@@ -599,7 +619,7 @@ def main() -> None:
     install_log_masking()
     try:
         # Without standalone mode click returns the code of a typer.Exit.
-        rc = app(standalone_mode=False)
+        rc = app(standalone_mode=False, prog_name="replaybook")
         sys.exit(rc if isinstance(rc, int) else 0)
     except typer.Exit as e:
         sys.exit(e.exit_code)
@@ -617,15 +637,37 @@ def main() -> None:
         _err("interrupted")
         sys.exit(130)
     except Exception as e:  # click usage errors and anything unexpected
-        import click
-
-        if isinstance(e, click.ClickException):
+        click_errors, aborts = _click_exception_types()
+        if isinstance(e, click_errors):
+            # Usage errors (missing argument, bad option value, unknown command) show
+            # click's usage line and exit 2; other click errors carry their own code.
             e.show()
-            sys.exit(2)
-        if isinstance(e, click.exceptions.Abort):
+            sys.exit(getattr(e, "exit_code", 2))
+        if isinstance(e, aborts):
             sys.exit(130)
         _err(f"internal error: {type(e).__name__}: {e}")
         sys.exit(1)
+
+
+def _click_exception_types() -> tuple[tuple[type[BaseException], ...], tuple[type, ...]]:
+    """Click's exception classes: typer >= 0.2x raises those of its vendored click
+    (`typer._click`), older typer those of `click` itself; accept both."""
+    errors: list[type[BaseException]] = []
+    aborts: list[type] = [typer.Abort]
+    try:
+        from typer._click import exceptions as vendored
+
+        errors.append(vendored.ClickException)  # its Abort is typer.Abort
+    except ImportError:
+        pass
+    try:
+        import click
+
+        errors.append(click.ClickException)
+        aborts.append(click.exceptions.Abort)
+    except ImportError:
+        pass
+    return tuple(errors), tuple(aborts)
 
 
 if __name__ == "__main__":

@@ -312,3 +312,42 @@ workflow:
         "via-fd1 ***",
         "via-fd2 ***",
     ]
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["run"], "Missing argument"),
+        (["bogus"], "No such command 'bogus'"),
+        (["executions", "list", "--limit", "abc"], "'--limit'"),
+        (["run", "x.yaml", "--concurrency", "abc"], "'--concurrency'"),
+        (["run", "x.yaml", "--concurrency", "0"], "'--concurrency'"),
+        (["run", "x.yaml", "--concurrency", "-2"], "'--concurrency'"),
+        (["executions", "resume", "x", "--concurrency", "0"], "'--concurrency'"),
+        (["worker", "--concurrency", "0"], "'--concurrency'"),
+        (["validate"], "Missing argument"),
+        (["executions", "prune", "--dry-run"], "Missing option '--older-than'"),
+        (
+            ["executions", "list", "--status", "bogus"],
+            "use one of running, completed, failed, cancelled",
+        ),
+    ],
+)
+def test_usage_errors_exit_2_with_click_usage(
+    env: dict[str, str], args: list[str], needle: str
+) -> None:
+    p = cli(env, *args)
+    assert p.returncode == 2, (p.returncode, p.stderr)
+    assert "internal error" not in p.stderr and "Traceback" not in p.stderr
+    assert "Usage: replaybook" in p.stderr and needle in p.stderr, p.stderr
+    assert p.stdout == ""
+
+
+def test_schema_to_an_unwritable_path(tmp_path: Path, env: dict[str, str]) -> None:
+    target = tmp_path / "no" / "such" / "dir" / "x.json"
+    p = cli(env, "schema", "-o", str(target))
+    assert p.returncode == 2 and "internal error" not in p.stderr
+    assert p.stderr.startswith("error: --output: cannot write ") and str(target) in p.stderr
+    p = cli(env, "schema", "-o", str(tmp_path))  # a directory
+    assert p.returncode == 2 and str(tmp_path) in p.stderr
+

@@ -22,4 +22,9 @@ def schema(
     if output is None:
         sys.stdout.write(text)
     else:
-        output.write_text(text, encoding="utf-8")
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as e:  # a path the user named that cannot be written: bad input
+            from replaybook.errors import UsageError
+
+            raise UsageError(f"--output: cannot write {output}: {e.strerror or e}") from e
