@@ -296,15 +296,16 @@ def executions_list(
     if as_json:
         _emit([_info_dict(r) for r in rows])
         return
-    from rich.console import Console
-    from rich.table import Table
+    from replaybook.commands.tables import print_table
 
-    table = Table("execution", "playbook", "status", "started", "updated")
-    for r in rows:
-        table.add_row(
-            r.id, f"{r.playbook_path}@{r.playbook_version}", r.status, r.created_at, r.updated_at
-        )
-    Console().print(table)
+    print_table(
+        ("execution", "playbook", "status", "started", "updated"),
+        [
+            (r.id, f"{r.playbook_path}@{r.playbook_version}", r.status, r.created_at, r.updated_at)
+            for r in rows
+        ],
+        keep=("status",),
+    )
 
 
 def _info_dict(r: Any) -> dict[str, Any]:

@@ -11,7 +11,9 @@ from typing import Any
 
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from replaybook.core import events as ev
 from replaybook.playbook.model import Playbook
@@ -44,7 +46,10 @@ class Progress:
 
     def begin(self, execution_id: str) -> None:
         self.execution_id = execution_id
-        self.console.print(f"[bold]{self.pb.path}[/] execution [cyan]{execution_id}[/]")
+        self.console.print(
+            f"[bold]{escape(self.pb.path)}[/] execution [cyan]{escape(execution_id)}[/]",
+            highlight=False,
+        )
         if self.live_mode:
             self._live = Live(
                 self._table(), console=self.console, refresh_per_second=8, transient=True
@@ -76,10 +81,13 @@ class Progress:
                 extra = ""
                 if kind == "failed":
                     extra = " " + str((e.data.get("error") or {}).get("message", ""))[:200]
-                self.console.print(f"  [{style}]{kind:<9}[/] {e.step}{extra}", highlight=False)
+                line = Text.assemble("  ", (f"{kind:<9}", style), f" {e.step}{extra}")
+                self.console.print(line, highlight=False, soft_wrap=True)
         elif e.type == ev.STEP_LOG and not self.live_mode:
             for line in e.data.get("lines", [])[:20]:
-                self.console.print(f"    [dim]{e.step}: {line}[/]", highlight=False, markup=False)
+                # Text, not markup: a log line is shown as written ("[x]" included).
+                text = Text(f"    {e.step}: {line}", style="dim")
+                self.console.print(text, highlight=False, soft_wrap=True)  # lines kept whole
 
     def _table(self) -> Table:
         elapsed = time.monotonic() - self.started
@@ -94,7 +102,10 @@ class Progress:
                 continue
             style = STATUS_STYLE.get(rec["status"], "")
             table.add_row(
-                step.name, f"[{style}]{rec['status']}[/]", str(rec["visits"]), str(rec["attempts"])
+                Text(step.name),
+                Text(rec["status"], style=style),
+                str(rec["visits"]),
+                str(rec["attempts"]),
             )
         return table
 
@@ -112,12 +123,19 @@ def print_outcome(
     table = Table("step", "status", "visits", "attempts", show_edge=False)
     for name, s in steps.items():
         style = STATUS_STYLE.get(s["status"], "")
-        table.add_row(name, f"[{style}]{s['status']}[/]", str(s["visits"]), str(s["attempts"]))
+        table.add_row(
+            Text(name), Text(s["status"], style=style), str(s["visits"]), str(s["attempts"])
+        )
     console.print(table)
     status = out.get("status")
     style = STATUS_STYLE.get(str(status), "")
     took = f" in {seconds:.2f}s" if seconds is not None else ""
-    console.print(f"[bold {style}]{status}[/]{took}  execution {out.get('execution_id')}")
+    console.print(
+        Text.assemble(
+            (str(status), f"bold {style}"), f"{took}  execution {out.get('execution_id')}"
+        ),
+        highlight=False,
+    )
     if out.get("error"):
         err = out["error"]
         console.print(

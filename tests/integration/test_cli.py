@@ -351,3 +351,18 @@ def test_schema_to_an_unwritable_path(tmp_path: Path, env: dict[str, str]) -> No
     p = cli(env, "schema", "-o", str(tmp_path))  # a directory
     assert p.returncode == 2 and str(tmp_path) in p.stderr
 
+
+def test_output_not_on_a_terminal(tmp_path: Path, env: dict[str, str]) -> None:
+    """Piped: log lines are shown as written (no Rich markup leaking, brackets kept),
+    and tables never cut an execution id."""
+    line = "x" * 150 + " [x] [dim]kept[/]"
+    pb = write(tmp_path, "log.yaml", one_step(f"def main():\n    print({line!r})\n    return 1"))
+    env["COLUMNS"] = "80"
+    p = cli(env, "run", str(pb))
+    assert p.returncode == 0, p.stderr
+    assert f"    work: {line}\n" in p.stderr
+    assert "[/]" not in p.stderr.replace(line, "")
+    eid = json.loads(cli(env, "executions", "list", "--json").stdout)[0]["execution_id"]
+    listed = cli(env, "executions", "list")
+    assert listed.returncode == 0 and eid in listed.stdout and "…" not in listed.stdout
+    assert "completed" in listed.stdout

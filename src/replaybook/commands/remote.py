@@ -48,19 +48,22 @@ def executions_list(
     if as_json:
         _emit(rows)
         return
-    from rich.console import Console
-    from rich.table import Table
+    from replaybook.commands.tables import print_table
 
-    table = Table("execution", "playbook", "status", "started", "updated")
-    for r in rows:
-        table.add_row(
-            r["execution_id"],
-            f"{r['playbook']}@{r['version']}",
-            r["status"],
-            r["created_at"],
-            r["updated_at"],
-        )
-    Console().print(table)
+    print_table(
+        ("execution", "playbook", "status", "started", "updated"),
+        [
+            (
+                r["execution_id"],
+                f"{r['playbook']}@{r['version']}",
+                r["status"],
+                r["created_at"],
+                r["updated_at"],
+            )
+            for r in rows
+        ],
+        keep=("status",),
+    )
 
 
 def executions_show(api: ApiClient, execution_id: str, as_json: bool) -> None:

@@ -158,12 +158,10 @@ def list_(as_json: JsonOpt = False, db: DbOpt = None) -> None:
     if as_json:
         _emit(rows)
         return
-    from rich.console import Console
-    from rich.table import Table
+    from replaybook.commands.tables import print_table
 
-    table = Table("id", "playbook", "cron", "tz", "catch up", "state", "next slot", "last slot")
-    for r in rows:
-        table.add_row(
+    table = [
+        (
             r["id"],
             r["playbook_path"],
             r["cron"],
@@ -173,7 +171,10 @@ def list_(as_json: JsonOpt = False, db: DbOpt = None) -> None:
             r["next_slot"] or "-",
             r["last_slot"] or "-",
         )
-    Console().print(table)
+        for r in rows
+    ]
+    headers = ("id", "playbook", "cron", "tz", "catch up", "state", "next slot", "last slot")
+    print_table(headers, table, keep=("state",))
 
 
 @app.command("show")
