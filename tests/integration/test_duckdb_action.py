@@ -276,3 +276,89 @@ def test_connections_are_cached_and_bounded(tmp_path: Path) -> None:
         assert conns.get(tmp_path / "a.duckdb") is not a
     finally:
         conns.close_all()
+
+
+# -- files shared with other processes (several workers on one data directory) -------
+
+HOLDER = """
+import sys, duckdb
+conn = duckdb.connect(sys.argv[1])
+conn.execute("CREATE TABLE IF NOT EXISTS t (who VARCHAR)")
+conn.execute("INSERT INTO t VALUES ('other process')")
+print("holding", flush=True)
+sys.stdin.read()  # until the test closes our stdin
+conn.close()
+"""
+
+
+def _ctx(tmp_path: Path, conns: DuckDBConnections, timeout: float | None) -> ActionContext:
+    return ActionContext(
+        execution_id="exec-1",
+        step="s",
+        attempt=1,
+        data_dir=tmp_path,
+        timeout=timeout,
+        cancelled=threading.Event(),
+        services={"duckdb": conns},
+    )
+
+
+def _hold(path: Path) -> Any:
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+    return holder
+
+
+def test_shared_files_wait_for_another_process_and_let_go_after_each_step(
+    tmp_path: Path,
+) -> None:
+    path = DuckDBConnections.default_path(tmp_path, "exec-1")
+    path.parent.mkdir(parents=True)
+    holder = _hold(path)
+    conns = DuckDBConnections(shared=True)
+    got: dict[str, Any] = {}
+
+    def step() -> None:
+        spec = {"sql": "INSERT INTO t VALUES ('this worker'); SELECT who FROM t ORDER BY who"}
+        got["out"] = DuckDBAction().run(spec, {}, _ctx(tmp_path, conns, 30))
+
+    t = threading.Thread(target=step)
+    t.start()
+    t.join(0.5)
+    assert t.is_alive()  # waiting: the other process holds the file
+    assert holder.stdin is not None
+    holder.stdin.close()  # it lets go
+    holder.wait(10)
+    t.join(30)
+    assert [r["who"] for r in got["out"]["rows"]] == ["other process", "this worker"]
+    # The step closed the file behind it: another process can open it at once.
+    again = _hold(path)
+    assert again.stdin is not None
+    again.stdin.close()
+    assert again.wait(10) == 0
+
+
+def test_a_file_held_elsewhere_times_out_with_the_step(tmp_path: Path) -> None:
+    path = DuckDBConnections.default_path(tmp_path, "exec-1")
+    path.parent.mkdir(parents=True)
+    holder = _hold(path)
+    try:
+        with pytest.raises(StepTimeout):
+            DuckDBAction().run(
+                {"sql": "SELECT 1"}, {}, _ctx(tmp_path, DuckDBConnections(shared=True), 0.5)
+            )
+        # Not shared (an embedded run owns its files): a clear error at once.
+        with pytest.raises(ActionError, match="cannot open database"):
+            DuckDBAction().run({"sql": "SELECT 1"}, {}, _ctx(tmp_path, DuckDBConnections(), 5))
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(10)

@@ -541,6 +541,70 @@ def test_server_with_its_own_worker_slots(
         assert api.workers() == []  # in-process slots are not remote workers
 
 
+DUCKDB_SPREAD = """
+metadata: {name: duck_spread, path: tests/duck_spread}
+workflow:
+  - step: start
+    next: load
+  - step: load
+    type: duckdb
+    sql: CREATE TABLE n AS SELECT range AS i FROM range(100)
+    next: reads
+  - step: reads
+    type: iterator
+    collection: "{{ range(12) | list }}"
+    element: k
+    mode: async
+    concurrency: 12
+    task:
+      type: duckdb
+      params: {k: "{{ k }}"}
+      # Long enough (a few ms) that the items spread over the processes.
+      sql: |
+        SELECT count(*) AS c, $k AS k FROM n WHERE i >= $k
+          AND (SELECT count(*) FROM range(2000000)) > 0
+    next: write
+  - step: write
+    type: duckdb
+    sql: CREATE TABLE done AS SELECT 1 AS ok
+    next: end
+  - step: end
+    result: "{{ reads | map(attribute='rows') | map('first') | map(attribute='c') | list }}"
+"""
+
+
+def test_duckdb_steps_of_one_execution_spread_over_worker_processes(
+    tmp_path: Path, pg_url: str, proc_env: dict[str, str]
+) -> None:
+    # Two workers and the server's slots share one data directory on this host: each
+    # step takes the execution's DuckDB file in turn (one process at a time may hold
+    # it) instead of failing on the other process's lock.
+    pb = write(tmp_path, "duck.yaml", DUCKDB_SPREAD)
+    with (
+        LocalCluster(
+            pg_url,
+            workers=2,
+            worker_concurrency=4,
+            server_workers=2,
+            env=proc_env,
+            log_dir=tmp_path / "logs",
+        ) as cluster,
+        ApiClient(cluster.url) as api,
+    ):
+        wait_for(lambda: len(api.workers()) == 2, what="both workers polling")
+        entry = register(api, pb)
+        eid = api.start(entry["path"], entry["version"])
+        out = api.execution(eid, wait=120)
+        assert out["status"] == "completed", out["error"]
+        assert out["result"] == [100 - k for k in range(12)]
+        workers = {
+            e["data"].get("worker")
+            for e in api.all_events(eid)
+            if e["type"] == "step.started" and e["data"].get("worker")
+        }
+        assert len(workers) >= 2, workers  # the steps really ran in several processes
+
+
 def test_run_follows_through_a_server_restart(
     tmp_path: Path, pg_url: str, proc_env: dict[str, str]
 ) -> None:

@@ -40,7 +40,8 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -55,6 +56,8 @@ if TYPE_CHECKING:
 DEFAULT_MAX_ROWS = 10_000
 _SQL_FIELDS = ("sql", "command", "commands", "query", "script")
 _POLL_SECONDS = 0.05
+# How long a step waits for a database file another process holds (no timeout set).
+LOCK_WAIT_SECONDS = 120.0
 
 
 class _Database:
@@ -76,32 +79,83 @@ class _Database:
 
 class DuckDBConnections:
     """Open DuckDB connections keyed by database path. Thread-safe. At most `max_open`
-    stay open: the least recently used idle ones are closed beyond that."""
+    stay open: the least recently used idle ones are closed beyond that.
 
-    def __init__(self, max_open: int = 64) -> None:
+    `shared`: other processes open the same files (several workers on one host, or
+    on many through a shared data directory). DuckDB lets one process at a time hold
+    a database file, so then each step opens its database, closes it when done, and
+    waits (up to its timeout, else LOCK_WAIT_SECONDS) while another process has it.
+    An embedded run owns its files and keeps them open."""
+
+    def __init__(self, max_open: int = 64, *, shared: bool = False) -> None:
         self.max_open = max_open
+        self.shared = shared
         self._dbs: OrderedDict[str, _Database] = OrderedDict()
         self._lock = threading.Lock()
+        # Shared files: the steps of this process take turns per file (a fixed set
+        # of locks, so a long-lived worker keeps no state per execution).
+        self._turns = [threading.Lock() for _ in range(64)]
+
+    @contextmanager
+    def using(
+        self, database: str | Path, deadline: float | None, ctx: ActionContext
+    ) -> Iterator[_Database]:
+        """The database, held by this step alone until the block ends."""
+        if self.shared:
+            with self._shared_turn(database, deadline, ctx) as db:
+                yield db
+            return
+        while True:
+            db = self.get(database, deadline, ctx)
+            while not db.lock.acquire(timeout=_POLL_SECONDS):
+                _check(deadline, ctx)
+            if not db.closed:
+                break
+            db.lock.release()  # closed while we waited: open it again
+        try:
+            yield db
+        finally:
+            db.lock.release()
+
+    @contextmanager
+    def _shared_turn(
+        self, database: str | Path, deadline: float | None, ctx: ActionContext
+    ) -> Iterator[_Database]:
+        key = _key(database)
+        turn = self._turns[hash(key) % len(self._turns)]
+        while not turn.acquire(timeout=_POLL_SECONDS):
+            _check(deadline, ctx)
+        try:
+            if key != ":memory:":
+                Path(key).parent.mkdir(parents=True, exist_ok=True)
+            db = _Database(self._connect(key, deadline, ctx))
+            try:
+                yield db
+            finally:
+                db.closed = True
+                db.conn.close()  # let the other processes have the file
+        finally:
+            turn.release()
 
     @staticmethod
     def default_path(data_dir: Path, execution_id: str) -> Path:
         return Path(data_dir) / "duckdb" / f"{execution_id}.duckdb"
 
-    def get(self, database: str | Path) -> _Database:
+    def get(
+        self,
+        database: str | Path,
+        deadline: float | None = None,
+        ctx: ActionContext | None = None,
+    ) -> _Database:
         key = _key(database)
         with self._lock:
             db = self._dbs.get(key)
             if db is not None:
                 self._dbs.move_to_end(key)
                 return db
-        import duckdb
-
         if key != ":memory:":
             Path(key).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            conn = duckdb.connect(key)
-        except duckdb.Error as exc:
-            raise ActionError(f"duckdb: cannot open database {key}: {exc}") from exc
+        conn = self._connect(key, deadline, ctx)
         with self._lock:
             existing = self._dbs.get(key)
             if existing is None:
@@ -110,6 +164,26 @@ class DuckDBConnections:
                 return db
         conn.close()  # another thread opened it first
         return existing
+
+    def _connect(
+        self, key: str, deadline: float | None, ctx: ActionContext | None
+    ) -> duckdb.DuckDBPyConnection:
+        import duckdb
+
+        give_up = time.monotonic() + LOCK_WAIT_SECONDS
+        while True:
+            try:
+                return duckdb.connect(key)
+            except duckdb.IOException as exc:
+                held = "lock" in str(exc).lower()
+                if not (self.shared and held) or time.monotonic() >= give_up:
+                    raise ActionError(f"duckdb: cannot open database {key}: {exc}") from exc
+            except duckdb.Error as exc:
+                raise ActionError(f"duckdb: cannot open database {key}: {exc}") from exc
+            if ctx is not None:
+                _check(deadline, ctx)
+            # Another process holds the file; it says nothing when it lets go.
+            time.sleep(_POLL_SECONDS)
 
     def _trim(self) -> None:
         for key in list(self._dbs)[: max(0, len(self._dbs) - self.max_open)]:
@@ -185,21 +259,8 @@ class DuckDBAction:
         )
         setup = auth_statements(spec.get("auth"))
         deadline = None if ctx.timeout is None else time.monotonic() + ctx.timeout
-        while True:
-            db = conns.get(database)
-            _lock(db, deadline, ctx)
-            if not db.closed:
-                break
-            db.lock.release()  # closed while we waited: open it again
-        try:
+        with conns.using(database, deadline, ctx) as db:
             return _run_locked(db, statements, params, max_rows, deadline, ctx, setup)
-        finally:
-            db.lock.release()
-
-
-def _lock(db: _Database, deadline: float | None, ctx: ActionContext) -> None:
-    while not db.lock.acquire(timeout=_POLL_SECONDS):
-        _check(deadline, ctx)
 
 
 def _check(deadline: float | None, ctx: ActionContext) -> None:

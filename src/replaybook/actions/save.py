@@ -383,14 +383,7 @@ def _save_duckdb(fields: Mapping[str, Any], plan: _Plan, ctx: ActionContext) -> 
         raise ActionError("save to duckdb: `database` must be a path", type="save")
     label = f"save to duckdb table {plan.table}" if plan.table else "save to duckdb"
     deadline = None if ctx.timeout is None else time.monotonic() + ctx.timeout
-    while True:
-        db = conns.get(database)
-        while not db.lock.acquire(timeout=_POLL_SECONDS):
-            _check(deadline, ctx)
-        if not db.closed:
-            break
-        db.lock.release()  # closed while we waited: open it again
-    try:
+    with conns.using(database, deadline, ctx) as db:
         _check(deadline, ctx)
         conn = db.conn
         try:
@@ -404,8 +397,6 @@ def _save_duckdb(fields: Mapping[str, Any], plan: _Plan, ctx: ActionContext) -> 
                 raise
         except duckdb.Error as exc:
             raise ActionError(f"{label}: {exc}", type="save") from None
-    finally:
-        db.lock.release()
     return plan.summary("duckdb")
 
 

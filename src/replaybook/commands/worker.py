@@ -46,7 +46,7 @@ def run_worker(
         raise UsageError("--lease-seconds must be more than 0")
     if db and server:
         raise UsageError("give --db or --server, not both")
-    services = make_services(concurrency)
+    services = make_services(concurrency, shared_files=True)
     pool_names = parse_pools(pools)
     closers: list[Any] = []
     if server:

@@ -50,14 +50,16 @@ def catalog_loader(store: Store) -> Callable[[str, int], Playbook]:
     return load
 
 
-def make_services(concurrency: int) -> dict[str, Any]:
+def make_services(concurrency: int, *, shared_files: bool = False) -> dict[str, Any]:
+    """What a worker pool's actions share. `shared_files`: other worker processes may
+    use the same data directory (see DuckDBConnections)."""
     from replaybook.actions.duckdb import DuckDBConnections
     from replaybook.actions.postgres import PostgresConnections
     from replaybook.actions.python import PythonPool
 
     return {
         "python_pool": PythonPool(max_size=concurrency),
-        "duckdb": DuckDBConnections(),
+        "duckdb": DuckDBConnections(shared=shared_files),
         "postgres": PostgresConnections(),
     }
 

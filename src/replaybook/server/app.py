@@ -199,7 +199,8 @@ class _InProcessWorkers:
         from replaybook.runtime.embedded import make_services
         from replaybook.runtime.worker import WorkerPool
 
-        self.services = make_services(slots)
+        # Remote workers may run this execution's steps too: share the files.
+        self.services = make_services(slots, shared_files=True)
         self.pool = WorkerPool(
             state.coordinator,
             concurrency=slots,
