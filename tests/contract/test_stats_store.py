@@ -38,3 +38,25 @@ def test_queue_stats(store: Store, clock: FakeClock) -> None:
     clock.advance(20)  # the lease expires
     assert store.queue_stats().expired == 1
     assert leased.step == "a"
+
+
+def test_running_jobs_lists_leases_by_worker_without_tokens(
+    store: Store, clock: FakeClock
+) -> None:
+    assert store.running_jobs() == []
+    store.create_execution("e", "flows/a", 1)
+    jobs = [NewJob("a", 1, 1), NewJob("b", 1, 1, index=3), NewJob("c", 1, 1)]
+    store.append("e", 0, [NewEvent("x")], jobs)
+    store.lease_jobs("w2", 1, lease_seconds=10)
+    store.lease_jobs("w1", 1, lease_seconds=30)
+    clock.advance(4)
+    running = store.running_jobs()
+    assert [(r.worker_id, r.step, r.index, r.attempt) for r in running] == [
+        ("w1", "b", 3, 1),
+        ("w2", "a", None, 1),
+    ]
+    assert running[0].execution_id == "e"
+    assert running[0].lease_left_seconds == pytest.approx(26, abs=0.01)
+    assert running[1].lease_left_seconds == pytest.approx(6, abs=0.01)
+    assert not hasattr(running[0], "lease_token")
+    assert len(store.running_jobs(limit=1)) == 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -237,3 +238,44 @@ def test_pages_on_postgresql(tmp_path: Path) -> None:
             )
     finally:
         pgtest.drop_database(name)
+
+
+WAITS = """
+metadata: {name: waits, path: tests/waits}
+workload: {flag: ""}
+workflow:
+  - step: start
+    next: hold
+  - step: hold
+    type: python
+    args: {flag: "{{ workload.flag }}"}
+    code: |
+      import os, time
+      def main(flag):
+          while not os.path.exists(flag):
+              time.sleep(0.02)
+          return "released"
+    next: end
+  - step: end
+"""
+
+
+def test_workers_page_lists_running_jobs(client: TestClient, tmp_path: Path) -> None:
+    flag = tmp_path / "release"
+    path = client.post("/api/catalog", json={"content": WAITS}).json()["path"]
+    eid = client.post(
+        "/api/executions", json={"path": path, "payload": {"flag": str(flag)}}
+    ).json()["execution_id"]
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            html = client.get("/ui/workers").text
+            if f"/ui/executions/{eid}" in html or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        row = html[html.index('id="running-table"') :]
+        assert f'href="/ui/executions/{eid}"' in row and ">hold<" in row
+    finally:
+        flag.touch()
+    assert client.get(f"/api/executions/{eid}?wait=30").json()["status"] == "completed"
+    assert "No job is leased right now." in client.get("/ui/workers").text

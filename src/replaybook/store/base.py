@@ -196,6 +196,19 @@ class QueueStats:
     oldest_leased_seconds: float  # how long ago the oldest leased job became available
 
 
+@dataclass(frozen=True)
+class RunningJob:
+    """A leased job as an operator sees it (never its lease token)."""
+
+    id: int
+    execution_id: str
+    step: str
+    index: int | None
+    attempt: int
+    worker_id: str
+    lease_left_seconds: float  # negative: the lease has expired
+
+
 FINISHED_STATUSES = ("completed", "failed", "cancelled")
 
 
@@ -410,6 +423,10 @@ class Store(Protocol):
     def executions_by_status(self) -> dict[str, int]: ...
 
     def queue_stats(self) -> QueueStats: ...
+
+    def running_jobs(self, limit: int = 200) -> list[RunningJob]:
+        """Leased jobs, by worker, at most `limit` of them."""
+        ...
 
     # -- webhooks ----------------------------------------------------------------------
     def put_hook(

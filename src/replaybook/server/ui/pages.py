@@ -216,6 +216,9 @@ def panel(execution_id: str, request: Request, step: str | None = None) -> Respo
 # -- workers and schedules -------------------------------------------------------------
 
 
+RUNNING_SHOWN = 200  # running jobs listed on the workers page
+
+
 @router.get("/ui/workers", response_class=HTMLResponse)
 def workers(request: Request) -> Response:
     st = state_of(request)
@@ -235,6 +238,8 @@ def workers(request: Request) -> Response:
         workers=st.workers.all(),
         local=local,
         queue=st.store.queue_stats(),
+        running=st.store.running_jobs(RUNNING_SHOWN),
+        running_shown=RUNNING_SHOWN,
         now=_now(),
     )
 

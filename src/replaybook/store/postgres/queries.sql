@@ -392,6 +392,14 @@ SELECT
         FILTER (WHERE status = 'leased')), 0)::float8
 FROM jobs
 
+-- name: running_jobs
+SELECT id, execution_id, step, idx, attempt, worker_id,
+       extract(epoch FROM lease_expires_at - %(now)s)::float8
+FROM jobs
+WHERE status = 'leased'
+ORDER BY worker_id, id
+LIMIT %(limit)s
+
 -- migrations --------------------------------------------------------------------
 
 -- Every opener takes this lock before looking at the schema, so concurrent openers

@@ -298,6 +298,13 @@ SELECT
     coalesce(:now - min(CASE WHEN status = 'leased' THEN available_at END), 0)
 FROM jobs
 
+-- name: running_jobs
+SELECT id, execution_id, step, idx, attempt, worker_id, lease_expires_at - :now
+FROM jobs
+WHERE status = 'leased'
+ORDER BY worker_id, id
+LIMIT :limit
+
 -- migrations --------------------------------------------------------------------
 
 -- name: create_schema_migrations

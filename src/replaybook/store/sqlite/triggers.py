@@ -14,6 +14,7 @@ from replaybook.store.base import (
     Hook,
     NewSchedule,
     QueueStats,
+    RunningJob,
     Schedule,
     ScheduleSlot,
     iso_seconds,
@@ -212,3 +213,12 @@ class StatsStore:
         return QueueStats(
             int(row[0]), int(row[1]), int(row[2]), int(row[3]), float(row[4]), float(row[5])
         )
+
+    def running_jobs(self, limit: int = 200) -> list[RunningJob]:
+        params = {"now": self._clock(), "limit": limit}
+        with self._read() as conn:
+            rows = conn.execute(QUERIES["running_jobs"], params).fetchall()
+        return [
+            RunningJob(int(r[0]), str(r[1]), str(r[2]), r[3], int(r[4]), str(r[5]), float(r[6]))
+            for r in rows
+        ]
