@@ -99,7 +99,16 @@ def _data_dir() -> Path:
 
 
 # -- payload parsing -----------------------------------------------------------
+_NO_JSON_FORM = "NaN and infinities have no JSON form"
+
+
 def parse_payload(payload: str | None, sets: list[str] | None) -> dict[str, Any]:
+    """The payload of --payload (JSON object or @file) and --set key.path=value (the
+    value parsed as YAML, as a playbook's values are: a date stays its text). Raises
+    UsageError for anything that is not JSON data (NaN, infinities), naming the option,
+    before anything is recorded."""
+    from replaybook.actions.jsonsafe import not_json
+
     data: dict[str, Any] = {}
     if payload:
         text = payload
@@ -117,17 +126,23 @@ def parse_payload(payload: str | None, sets: list[str] | None) -> dict[str, Any]
             ) from e
         if not isinstance(loaded, dict):
             raise UsageError("--payload: must be a JSON object")
+        bad = not_json(loaded)
+        if bad:
+            raise UsageError(f"--payload: not JSON data: {bad} ({_NO_JSON_FORM})")
         data = loaded
     for item in sets or []:
-        import yaml
+        from replaybook.playbook.load import load_value
 
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise UsageError(f"--set {item!r}: expected key=value")
         try:
-            value = yaml.safe_load(raw) if raw else ""
-        except yaml.YAMLError:
+            value = load_value(raw) if raw else ""
+        except ValueError:
             value = raw
+        bad = not_json(value)
+        if bad:
+            raise UsageError(f"--set {key}: {raw!r} is not JSON data: {bad} ({_NO_JSON_FORM})")
         node = data
         parts = key.split(".")
         for part in parts[:-1]:

@@ -366,3 +366,36 @@ def test_output_not_on_a_terminal(tmp_path: Path, env: dict[str, str]) -> None:
     listed = cli(env, "executions", "list")
     assert listed.returncode == 0 and eid in listed.stdout and "…" not in listed.stdout
     assert "completed" in listed.stdout
+
+
+def test_payload_values_that_are_not_json(tmp_path: Path, env: dict[str, str]) -> None:
+    """A --set date is its text, as in a workload; NaN and infinities are invalid
+    input (exit 2, naming the option) and nothing is recorded."""
+    pb = write(
+        tmp_path,
+        "p.yaml",
+        "metadata: {name: p}\nworkflow:\n  - step: start\n    next: end\n"
+        "  - step: end\n    result: {n: '{{ workload.n }}'}\n",
+    )
+    rc, out, _ = run_json(env, pb, "--set", "n=2024-01-01")
+    assert rc == 0 and out["result"] == {"n": "2024-01-01"}
+    rc, out, _ = run_json(env, pb, "--set", "n=2024-01-01 10:00:00")
+    assert rc == 0 and out["result"] == {"n": "2024-01-01 10:00:00"}
+    bad = [
+        (["--set", "n=.inf"], "--set n"),
+        (["--set", "n=.nan"], "--set n"),
+        (["--set", "a.b=[1, -.inf]"], "--set a.b"),
+        (["--payload", '{"n": 1e400}'], "--payload"),
+        (["--payload", '{"n": NaN}'], "--payload"),
+    ]
+    for args, needle in bad:
+        for command in (["run", str(pb)], ["execute", "p"], ["execute", "p", "--wait"]):
+            p = cli(env, *command, *args)
+            assert p.returncode == 2, (args, p.stderr)
+            assert p.stderr.startswith(f"error: {needle}:") and "NaN" in p.stderr, p.stderr
+    text = pb.read_text().replace("workflow:", "workload: {n: .inf}\nworkflow:")
+    workload = write(tmp_path, "w.yaml", text)
+    p = cli(env, "run", str(workload), "--json")
+    assert p.returncode == 2 and json.loads(p.stdout)["errors"][0]["path"] == "workload.n"
+    rows = json.loads(cli(env, "executions", "list", "--json").stdout)
+    assert [r["status"] for r in rows] == ["completed", "completed"]

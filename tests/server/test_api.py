@@ -213,6 +213,21 @@ def test_start_errors(client: TestClient) -> None:
     assert r.status_code == 422
 
 
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity", "1e400", "[1, NaN]"])
+def test_start_with_a_payload_that_is_not_json_is_422_and_records_nothing(
+    client: TestClient, value: str
+) -> None:
+    # Python's JSON parser reads these; no execution could record them.
+    register(client, HELLO)
+    body = '{"path": "tests/hello", "payload": {"n": VALUE}}'.replace("VALUE", value)
+    r = client.post(
+        "/api/executions", content=body, headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 422, r.text
+    assert "payload is not JSON data" in r.json()["detail"] and "['n']" in r.json()["detail"]
+    assert client.get("/api/executions").json() == []
+
+
 def test_list_filters_and_paging(client: TestClient) -> None:
     register(client, HELLO)
     register(client, FAILS)

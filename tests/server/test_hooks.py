@@ -122,6 +122,11 @@ def test_unknown_hooks_and_bad_bodies(client: TestClient, store: Store) -> None:
                     headers={"X-Replaybook-Signature": sign(SECRET, body)})  # fmt: skip
     assert r.status_code == 400 and "JSON object" in r.json()["detail"]
     assert started(store) == 0
+    for body in (b'{"n": NaN}', b'{"n": 1e400}'):  # Python reads them; no log could hold them
+        r = client.post("/api/hooks/deploy", content=body,
+                        headers={"X-Replaybook-Signature": sign(SECRET, body)})  # fmt: skip
+        assert r.status_code == 400 and "NaN" in r.json()["detail"]
+    assert started(store) == 0
     # The rest of the API still needs the API token.
     assert client.get("/api/executions").status_code == 401
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from replaybook.actions.jsonsafe import check_size, to_json_value
+from replaybook.actions.jsonsafe import check_size, not_json, to_json_value
 from replaybook.errors import ActionError, NotJSONError
 
 
@@ -150,3 +150,15 @@ def test_check_size() -> None:
 def test_floats_stay_exact() -> None:
     assert to_json_value(0.1 + 0.2) == 0.1 + 0.2
     assert math.isclose(to_json_value(decimal.Decimal("3.14")), 3.14)
+
+
+def test_not_json_finds_what_a_payload_cannot_hold() -> None:
+    assert not_json({"a": [1, 2.5, "x", None, True, {"b": {}}]}) is None
+    assert not_json({"n": math.inf}) == "inf at ['n']"
+    assert not_json({"a": [1, {"b": math.nan}]}) == "nan at ['a'][1]['b']"
+    assert not_json(-math.inf) == "-inf"
+    assert not_json({"d": dt.date(2024, 1, 1)}) == "a value of type date at ['d']"
+    assert not_json({1: "x"}) == "a key of type int"
+    loop: list[Any] = []
+    loop.append(loop)
+    assert not_json(loop) == "nested too deeply (or refers to itself)"

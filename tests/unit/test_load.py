@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,13 @@ from typing import Any
 import pytest
 
 from replaybook.errors import PlaybookInvalid, Problem
-from replaybook.playbook.load import builtin_types, load_file, load_playbook, task_step
+from replaybook.playbook.load import (
+    builtin_types,
+    load_file,
+    load_playbook,
+    load_value,
+    task_step,
+)
 from replaybook.playbook.model import Arc, Playbook, RetryPolicy, Step
 
 CASES = Path("/work/shared/spec/conformance/cases")
@@ -185,6 +192,27 @@ def test_yaml_anchors_merge_keys_and_plain_values() -> None:
     assert pb.workload["merged"] == {"retries": 3, "host": "other"}
     assert pb.workload["day"] == "2024-01-02"
     assert pb.workload["flags"] == [True, None, 1.5, 16, "007"]
+
+
+def test_load_value_reads_a_value_as_a_workload_would() -> None:
+    assert load_value("2024-01-02") == "2024-01-02"  # a timestamp stays its text
+    assert load_value("2024-01-02 10:00:00") == "2024-01-02 10:00:00"
+    assert load_value("[3, x, {a: 1.5}]") == [3, "x", {"a": 1.5}]
+    assert load_value("yes") is True and load_value("~") is None
+    assert math.isinf(load_value(".inf"))  # refused by its callers
+    assert load_value("!!python/name:os.system x") == "x"  # never constructed
+    for bad in ("[1, 2", "!custom x"):
+        with pytest.raises(ValueError):
+            load_value(bad)
+
+
+def test_non_finite_numbers_in_the_workload_are_errors() -> None:
+    problems = invalid(
+        "metadata: {name: t}\nworkload:\n  a: .inf\n  b: [1, .nan]\n"
+        "workflow: [{step: start, next: end}, {step: end}]\n"
+    )
+    assert [(p.path, p.line) for p in problems] == [("workload.a", 3), ("workload.b[1]", 4)]
+    assert all("not a JSON number" in p.message for p in problems)
 
 
 def test_recursive_alias_is_an_error() -> None:

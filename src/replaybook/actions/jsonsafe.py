@@ -2,6 +2,9 @@
 
     to_json_value(value)          -> the value as plain JSON data (new containers)
     check_size(value, max_bytes)  -> the UTF-8 JSON size; ActionError when over
+    not_json(value)               -> where and why `value` is not JSON data as it is
+                                     (NaN, +-inf, a date...), or None; for inputs
+                                     (payloads), which are refused, not converted
 
 Conversions: date/time/datetime -> ISO-8601 text; UUID -> text; timedelta -> seconds
 (an int when whole); Decimal -> int when integral, else float when
@@ -59,6 +62,44 @@ def check_size(value: Any, max_bytes: int) -> int:
             type="result",
         )
     return size
+
+
+def not_json(value: Any) -> str | None:
+    """None when `value` is plain JSON data (dict with text keys, list, str, int,
+    finite float, bool, None); else a description of the first value that is not,
+    with where it is, e.g. "inf at ['n']" or "a value of type date at ['d']"."""
+    path: _Path = []
+
+    def check(v: Any) -> str | None:
+        t = type(v)
+        if t is str or t is int or t is bool or v is None:
+            return None
+        if t is float:
+            return None if math.isfinite(v) else f"{v!r}{_where(path)}"
+        if t is dict:
+            for k, item in v.items():
+                if type(k) is not str:
+                    return f"a key of type {type(k).__qualname__}{_where(path)}"
+                path.append(k)
+                found = check(item)
+                path.pop()
+                if found:
+                    return found
+            return None
+        if t is list:
+            for i, item in enumerate(v):
+                path.append(i)
+                found = check(item)
+                path.pop()
+                if found:
+                    return found
+            return None
+        return f"a value of type {t.__qualname__}{_where(path)}"
+
+    try:
+        return check(value)
+    except RecursionError:
+        return "nested too deeply (or refers to itself)"
 
 
 def _fail(message: str) -> NoReturn:

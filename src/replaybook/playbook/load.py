@@ -8,6 +8,7 @@ each YAML path; steps are then normalised (`dialects`) and checked (`validate`).
 from __future__ import annotations
 
 import importlib.metadata
+import math
 from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -159,6 +160,24 @@ def _parse_yaml(text: str, r: Reporter) -> Any:
     return _Converter(r).value(node, "")
 
 
+def load_value(text: str) -> Any:
+    """One YAML value (a `--set key=value` value) parsed the way a playbook's values
+    are: null, booleans, numbers, and text, with timestamps and binaries kept as the
+    text written (`2024-01-01` is the string "2024-01-01"), as in a workload. Raises
+    ValueError when it is not valid YAML."""
+    try:
+        node = yaml.compose(text, Loader=_LOADER)
+    except yaml.YAMLError as e:
+        raise ValueError(f"invalid YAML: {str(e).splitlines()[0]}") from None
+    if node is None:
+        return None
+    r = Reporter(SourceMap(), "<value>")
+    value = _Converter(r).value(node, "")
+    if r.problems:  # an unknown tag, a recursive alias...
+        raise ValueError(r.problems[0].message)
+    return value
+
+
 class _Converter:
     """YAML nodes -> plain values (str/int/float/bool/None, dict, list), recording the
     line of every path. Timestamps and binaries stay text, as written."""
@@ -292,6 +311,8 @@ class _Builder:
         elif not isinstance(workload, Mapping):
             r.error("workload must be a mapping", "workload")
             workload = {}
+        else:
+            _check_finite(workload, "workload", r)
         check_templates(workload, "workload", r)
         self.actions = workbook_actions(doc.get("workbook"), "workbook", r)
         for action_name, (action, action_path) in self.actions.items():
@@ -528,3 +549,16 @@ class _Builder:
         }
         out.update((k, v) for k, v in extra.items() if v is not None)
         return out
+
+
+def _check_finite(value: Any, path: str, r: Reporter) -> None:
+    """NaN and infinities (YAML `.nan`, `.inf`) are not JSON: an execution could not
+    record a workload holding one."""
+    if isinstance(value, float) and not math.isfinite(value):
+        r.error(f"{value!r} is not a JSON number (NaN and infinities are not)", path)
+    elif isinstance(value, Mapping):
+        for k, v in value.items():
+            _check_finite(v, join(path, str(k)), r)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_finite(v, item(path, i), r)

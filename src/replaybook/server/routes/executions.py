@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from replaybook.actions.jsonsafe import not_json
 from replaybook.core.state import ExecutionState
 from replaybook.errors import NotFound, UsageError
 from replaybook.server.app import ServerState, state_of
@@ -92,6 +93,11 @@ def start(body: StartRequest, request: Request) -> dict[str, Any]:
     if entry is None:
         which = f"'{body.path}'" + (f" version {body.version}" if body.version else "")
         raise NotFound(f"playbook {which} is not in the catalog")
+    bad = not_json(body.payload)
+    if bad:  # JSON text may hold NaN or 1e400; an execution could not record them
+        raise HTTPException(
+            422, f"payload is not JSON data: {bad} (NaN and infinities have no JSON form)"
+        )
     parent = body.parent.model_dump() if body.parent else None
     eid = st.engine.start(entry.path, entry.version, body.payload, parent=parent)
     st.metrics.executions_started.inc()

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
+from replaybook.actions.jsonsafe import not_json
 from replaybook.errors import NotFound
 from replaybook.server.app import state_of
 from replaybook.webhooks import HookDenied, verify
@@ -57,7 +58,10 @@ def _trigger(request: Request, name: str, body: bytes, headers: dict[str, str]) 
     if payload is None:
         st.metrics.hook_requests.labels("bad_body").inc()
         return JSONResponse(
-            {"detail": f"hook '{name}': the body must be a JSON object (or empty)"},
+            {
+                "detail": f"hook '{name}': the body must be a JSON object (or empty), "
+                "without NaN or infinities"
+            },
             status_code=400,
         )
     version = hook.playbook_version
@@ -82,4 +86,6 @@ def _payload(body: bytes) -> dict[str, Any] | None:
         value = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         return None
-    return value if isinstance(value, dict) else None
+    if not isinstance(value, dict) or not_json(value):  # NaN, 1e400: not recordable
+        return None
+    return value
