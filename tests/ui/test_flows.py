@@ -257,3 +257,27 @@ def test_pause_resume_and_delete_a_schedule(server: Any, page: Any) -> None:
     row.get_by_role("button", name="Confirm delete").click()
     expect(row).to_have_count(0)
     assert all(s["id"] != "weekly" for s in server.api.request("GET", "/api/schedules"))
+
+
+def test_add_a_schedule_from_the_playbook_page(server: Any, page: Any) -> None:
+    server.register(SLEEPY)
+    page.goto(f"{server.url}/ui/catalog/ui/sleepy")
+    form = page.locator("#schedule-form")
+    form.locator("#schedule-cron").fill("0 25 * * *")  # no hour 25: the server says so
+    form.get_by_role("button", name="Add schedule").click()
+    expect(form.locator("#schedule-error")).to_contain_text("Could not add")
+    assert server.api.request("GET", "/api/schedules") == []
+    form.locator("#schedule-cron").fill("15 7 * * 1-5")
+    form.locator("#schedule-tz").fill("Europe/Berlin")
+    form.locator("#schedule-payload").fill('{"day": "monday"}')
+    form.locator("#schedule-pin").check()
+    form.get_by_role("button", name="Add schedule").click()
+    page.wait_for_url(re.compile(r"/ui/schedules$"))
+    (made,) = server.api.request("GET", "/api/schedules")
+    assert (made["cron"], made["timezone"], made["payload"]) == (
+        "15 7 * * 1-5",
+        "Europe/Berlin",
+        {"day": "monday"},
+    )
+    assert made["playbook_version"] == 1
+    expect(page.locator(f'tr[data-schedule="{made["id"]}"]')).to_contain_text("15 7 * * 1-5")

@@ -153,6 +153,35 @@
 
   /* -- schedules ----------------------------------------------------------------------- */
 
+  function initScheduleForm() {
+    var form = $("#schedule-form");
+    if (!form) return;
+    var error = $("#schedule-error", form);
+    form.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      var parsed = parsePayload($("#schedule-payload", form).value);
+      if (parsed.error) {
+        showError(error, parsed.error);
+        return;
+      }
+      var body = {
+        playbook: form.getAttribute("data-path"),
+        cron: $("#schedule-cron", form).value.trim(),
+        timezone: $("#schedule-tz", form).value.trim() || "UTC",
+        catch_up: $("#schedule-catch-up", form).value,
+        payload: parsed.value
+      };
+      if ($("#schedule-pin", form).checked) body.version = Number(form.getAttribute("data-version"));
+      $("#schedule-button", form).disabled = true;
+      api("POST", "/api/schedules", body).then(function () {
+        window.location.href = "/ui/schedules";
+      }).catch(function (e) {  // a bad cron or time zone: the server says which
+        $("#schedule-button", form).disabled = false;
+        showError(error, "Could not add: " + e.message);
+      });
+    });
+  }
+
   function initSchedules() {
     $$("[data-schedule-action]").forEach(function (btn) {
       btn.addEventListener("click", function () {
@@ -533,6 +562,7 @@
   document.addEventListener("DOMContentLoaded", function () {
     initCommon();
     initStartForm();
+    initScheduleForm();
     initSchedules();
     initExecution();
   });
