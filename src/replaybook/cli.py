@@ -172,6 +172,23 @@ def run(
     server: ServerOpt = None,
 ) -> None:
     """Run a playbook to its end (embedded: SQLite + DuckDB; or on a server)."""
+    from replaybook.commands.signals import sigterm_as_interrupt
+
+    with sigterm_as_interrupt():  # SIGTERM cancels the execution, as Ctrl-C does
+        _run(file, payload, set_, catalog, concurrency, strict, as_json, db, server)
+
+
+def _run(
+    file: Path,
+    payload: str | None,
+    set_: list[str] | None,
+    catalog: list[Path] | None,
+    concurrency: int,
+    strict: bool,
+    as_json: bool,
+    db: str | None,
+    server: str | None,
+) -> None:
     from replaybook.playbook.load import load_file
 
     try:
@@ -423,7 +440,9 @@ def executions_cancel(
     if as_json:
         _emit(out)
     else:
-        print(f"{execution_id}: {'cancelled' if changed else 'already ' + out['status']}")
+        from replaybook.commands.recover import cancel_message
+
+        print(cancel_message(execution_id, changed, out["status"]))
 
 
 @executions_app.command("resume")
@@ -436,19 +455,39 @@ def executions_resume(
     server: ServerOpt = None,
 ) -> None:
     """Resume a failed or cancelled execution and run it to its end."""
+    from replaybook.commands.recover import say_already_completed, still_running
+    from replaybook.commands.signals import sigterm_as_interrupt
+
     api = _api(server)
     if api is not None:
         from replaybook.commands import remote
 
-        remote.executions_resume(api, execution_id, from_, as_json)
+        with sigterm_as_interrupt():
+            remote.executions_resume(api, execution_id, from_, as_json)
     runner = _embedded(db, concurrency)
     try:
         _require(runner.store, execution_id)
-        runner.start_workers()
-        runner.engine.resume(execution_id, from_)
-        outcome = runner.wait(execution_id)
-    except ValueError as e:
-        raise UsageError(str(e)) from e
+        pb = runner.engine.playbook_of(execution_id)
+        if from_ is not None and not pb.has_step(from_):
+            raise UsageError(f"--from {from_}: no step '{from_}' in {pb.path}")
+        status = runner.engine.state(execution_id).status
+        if status == "running":
+            raise still_running(execution_id)
+        if status == "completed" and from_ is None:
+            say_already_completed(execution_id)
+            outcome = runner.outcome(execution_id)
+        else:
+            with sigterm_as_interrupt():
+                runner.start_workers()
+                try:
+                    runner.engine.resume(execution_id, from_)
+                except ValueError as e:  # started running meanwhile
+                    raise UsageError(str(e)) from e
+                try:
+                    outcome = runner.wait(execution_id)
+                except KeyboardInterrupt:  # Ctrl-C or SIGTERM: cancel, as `run` does
+                    runner.engine.cancel(execution_id, "interrupted")
+                    outcome = runner.outcome(execution_id)
     finally:
         runner.close()
     if as_json:
@@ -568,12 +607,15 @@ def execute(
 ) -> None:
     """Start a registered playbook (on the server, or in the local store)."""
     from replaybook.commands.execute import execute_embedded, execute_on_server
+    from replaybook.commands.signals import sigterm_as_interrupt
 
     data = parse_payload(payload, set_)
-    api = _api(server)
-    if api is not None:
-        execute_on_server(api, path, version, data, wait, as_json)
-    execute_embedded(_open_store(db), _data_dir(), path, version, data, wait, as_json, concurrency)
+    with sigterm_as_interrupt():
+        api = _api(server)
+        if api is not None:
+            execute_on_server(api, path, version, data, wait, as_json)
+        store = _open_store(db)
+        execute_embedded(store, _data_dir(), path, version, data, wait, as_json, concurrency)
 
 
 @app.command()

@@ -399,3 +399,89 @@ def test_payload_values_that_are_not_json(tmp_path: Path, env: dict[str, str]) -
     assert p.returncode == 2 and json.loads(p.stdout)["errors"][0]["path"] == "workload.n"
     rows = json.loads(cli(env, "executions", "list", "--json").stdout)
     assert [r["status"] for r in rows] == ["completed", "completed"]
+
+
+def _start_and_wait_until_running(
+    env: dict[str, str], pb: Path, step: str, *args: str
+) -> tuple[subprocess.Popen[str], str]:
+    """Start `replaybook run` (progress on stderr, whose first line names the
+    execution) and return once `step` has started, read from `events --follow`."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "replaybook", "run", str(pb), *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    first = proc.stderr.readline()
+    assert " execution " in first, first
+    eid = first.split()[-1]
+    follow = subprocess.Popen(
+        [sys.executable, "-m", "replaybook", "executions", "events", eid, "--follow", "--json"],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert follow.stdout is not None
+        for line in follow.stdout:
+            e = json.loads(line)
+            if e["type"] == "step.started" and e["step"] == step:
+                break
+        else:
+            raise AssertionError(f"{step} never started")
+    finally:
+        follow.kill()
+        follow.wait()
+    return proc, eid
+
+
+SLOW_UNLESS_FLAG = """import os, time
+def main():
+    if os.path.exists({flag!r}):
+        return "flag"
+    time.sleep(60)"""
+
+
+def test_sigterm_cancels_an_embedded_run(tmp_path: Path, env: dict[str, str]) -> None:
+    pb = write(tmp_path, "slow.yaml", one_step("import time\ndef main():\n    time.sleep(60)"))
+    proc, eid = _start_and_wait_until_running(env, pb, "work")
+    try:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, err
+    assert "Traceback" not in err
+    shown = json.loads(cli(env, "executions", "show", eid, "--json").stdout)
+    assert shown["status"] == "cancelled" and shown["steps"]["work"]["status"] == "cancelled"
+
+
+def test_resume_messages_and_recovery_after_sigkill(tmp_path: Path, env: dict[str, str]) -> None:
+    flag = tmp_path / "flag"
+    pb = write(tmp_path, "slow.yaml", one_step(SLOW_UNLESS_FLAG.format(flag=str(flag))))
+    proc, eid = _start_and_wait_until_running(env, pb, "work")
+    proc.kill()  # SIGKILL: nothing can be cleaned up
+    proc.communicate(timeout=30)
+    p = cli(env, "executions", "resume", eid)
+    assert p.returncode == 2
+    assert f"execution {eid} is still running;" in p.stderr
+    assert f"replaybook executions cancel {eid}" in p.stderr and "replaybook worker" in p.stderr
+    p = cli(env, "executions", "resume", eid, "--from", "nosuch")
+    assert p.returncode == 2 and "no step 'nosuch'" in p.stderr
+    # The way out the message gives: cancel, then resume.
+    p = cli(env, "executions", "cancel", eid)
+    assert p.returncode == 0 and p.stdout == f"{eid}: cancelled\n"
+    p = cli(env, "executions", "cancel", eid)
+    assert p.returncode == 0 and p.stdout == f"{eid}: already cancelled, nothing to cancel\n"
+    flag.write_text("x")
+    p = cli(env, "executions", "resume", eid, "--json")
+    assert p.returncode == 0 and json.loads(p.stdout)["result"] == {"work": "flag"}, p.stderr
+    events_before = len(json.loads(cli(env, "executions", "events", eid, "--json").stdout))
+    p = cli(env, "executions", "resume", eid, "--json")
+    assert p.returncode == 0 and json.loads(p.stdout)["status"] == "completed"
+    assert f"execution {eid} is already completed: nothing to resume" in p.stderr
+    events_after = len(json.loads(cli(env, "executions", "events", eid, "--json").stdout))
+    assert events_after == events_before  # nothing was recorded

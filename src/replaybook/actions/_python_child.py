@@ -20,8 +20,8 @@ log lines, in order (each write to sys.stdout first takes what is in the pipe), 
 the same size cap, and the parent masks them like every log line; between calls it
 is dropped. A watcher thread exits the child as soon as the
 parent's end of the request pipe closes (the parent died or closed the pool), even
-while user code is busy. SIGINT is ignored (with a Python handler, so programs the
-code starts get the default back): the parent decides when a child dies.
+while user code is busy. SIGINT and SIGTERM are ignored (with a Python handler, so
+programs the code starts get the default back): the parent decides when a child dies.
 """
 
 from __future__ import annotations
@@ -384,10 +384,13 @@ def _watch_parent(fd: int) -> None:
                 os._exit(0)
 
 
-def _ignore_sigint() -> None:
+def _ignore_signals() -> None:
+    """SIGINT and SIGTERM reach the whole process group (Ctrl-C; `timeout`, a process
+    manager): the parent cancels the call, or drains, and decides when a child dies."""
     import _signal  # type: ignore[import-not-found]  # `signal` would import enum
 
     _signal.signal(_signal.SIGINT, lambda signum, frame: None)
+    _signal.signal(_signal.SIGTERM, lambda signum, frame: None)
 
 
 def main() -> None:
@@ -397,7 +400,7 @@ def main() -> None:
     os.dup2(devnull, 0)
     os.close(devnull)
     capture = _Capture()  # fds 1 and 2 from here on
-    _ignore_sigint()
+    _ignore_signals()
     _thread.start_new_thread(_watch_parent, (req_fd,))
     import replaybook.actions.jsonsafe  # noqa: F401  (before the first call, not during it)
 

@@ -11,7 +11,8 @@ from typing import Any, NoReturn
 import typer
 
 from replaybook.client import ApiClient, server_from_env, token_from_env
-from replaybook.commands.execute import OUTCOME_KEYS, follow
+from replaybook.commands.execute import OUTCOME_KEYS, follow, outcome_of
+from replaybook.commands.recover import cancel_message, say_already_completed, still_running
 from replaybook.errors import NotFound, PlaybookInvalid, UsageError
 
 
@@ -102,15 +103,24 @@ def executions_cancel(api: ApiClient, execution_id: str, as_json: bool) -> None:
     if as_json:
         _emit(out)
     else:
-        print(f"{execution_id}: {'cancelled' if got['changed'] else 'already ' + out['status']}")
+        print(cancel_message(execution_id, bool(got["changed"]), out["status"]))
 
 
 def executions_resume(
     api: ApiClient, execution_id: str, from_step: str | None, as_json: bool
 ) -> NoReturn:
-    require_execution(api, execution_id)
-    api.resume(execution_id, from_step)
-    outcome = follow(api, execution_id, None)
+    got = require_execution(api, execution_id)
+    if got["status"] == "running":
+        raise still_running(execution_id, server=True)
+    if got["status"] == "completed" and from_step is None:
+        say_already_completed(execution_id)
+        outcome = outcome_of(got)
+    else:
+        try:
+            api.resume(execution_id, from_step)
+        except NotFound as e:  # no such step (the execution itself was found)
+            raise UsageError(f"--from {from_step}: {e}") from None
+        outcome = follow(api, execution_id, None)
     if as_json:
         _emit(outcome.as_dict())
     else:
