@@ -485,3 +485,47 @@ def test_resume_messages_and_recovery_after_sigkill(tmp_path: Path, env: dict[st
     assert f"execution {eid} is already completed: nothing to resume" in p.stderr
     events_after = len(json.loads(cli(env, "executions", "events", eid, "--json").stdout))
     assert events_after == events_before  # nothing was recorded
+
+
+def test_run_on_a_server_without_workers_warns_and_waits(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    """`replaybook server` runs no workers by default: `run` says so (one line on
+    stderr, --json stdout untouched), keeps waiting, and completes once one connects."""
+    from replaybook.server.cluster import LocalCluster
+
+    pb = write(tmp_path, "ok.yaml", one_step("def main():\n    return 7"))
+    with LocalCluster(f"sqlite:///{tmp_path / 'server.db'}", workers=0, env=env) as cluster:
+        env = {**env, "REPLAYBOOK_SERVER": cluster.url}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "replaybook", "run", str(pb), "--json"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert proc.stderr is not None
+            warning = proc.stderr.readline()
+            assert warning == (
+                f"warning: no workers are connected to {cluster.url}: the execution waits "
+                f"until one is (replaybook worker --server {cluster.url})\n"
+            )
+            cluster.start_worker()
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == 0, err
+        done = json.loads(out)  # exactly one JSON object
+        assert done["status"] == "completed" and done["result"] == {"work": 7}
+        assert "warning" not in err
+        # With a live worker, no warning; resume says a completed execution is done.
+        rc, again, err = run_json(env, pb)
+        assert rc == 0 and "warning" not in err
+        p = cli(env, "executions", "resume", again["execution_id"])
+        assert p.returncode == 0 and "is already completed: nothing to resume" in p.stderr
+        p = cli(env, "executions", "resume", again["execution_id"], "--from", "nosuch")
+        assert p.returncode == 2 and "no step 'nosuch'" in p.stderr
+        p = cli(env, "executions", "cancel", again["execution_id"])
+        assert p.stdout.endswith("already completed, nothing to cancel\n")

@@ -359,6 +359,16 @@ def test_queue_lease_record_heartbeat_complete_release(bare: TestClient) -> None
     assert pools == [{"pool": "default", "workers": 2, "alive": 2, "running": 0}]
 
 
+
+def test_the_servers_own_worker_slots_are_listed(client: TestClient) -> None:
+    # `--workers N` leases in process, never over /api/queue: listed all the same, so
+    # a client can tell that something will run its execution.
+    [w] = client.get("/api/workers").json()
+    assert w["in_process"] is True and w["alive"] is True and w["concurrency"] == 2
+    assert client.get("/api/pools").json() == [
+        {"pool": "default", "workers": 1, "alive": 1, "running": 0}
+    ]
+
 FORK = """
 metadata: {name: fork, path: tests/fork}
 workflow:

@@ -74,6 +74,23 @@ def follow(
     return outcome_of(out)
 
 
+def warn_if_no_workers(api: ApiClient) -> None:
+    """One line on stderr when the server knows no live worker: the execution would
+    wait, silently, until one connects (`replaybook server` runs none by default)."""
+    try:
+        workers = api.workers()
+    except Exception:  # an older server, a network hiccup: no warning, go on
+        return
+    if isinstance(workers, list) and not any(
+        isinstance(w, dict) and w.get("alive") for w in workers
+    ):
+        url = api.base_url
+        _err(
+            f"warning: no workers are connected to {url}: the execution waits until one is "
+            f"(replaybook worker --server {url})"
+        )
+
+
 def run_on_server(
     api: ApiClient,
     pb: Playbook,
@@ -99,6 +116,7 @@ def run_on_server(
         _exit(1)
     if progress is not None:
         progress.begin(eid)
+    warn_if_no_workers(api)
     outcome = follow(api, eid, None if progress is None else progress.on_events)
     if progress is not None:
         progress.finish(outcome)
@@ -116,6 +134,7 @@ def execute_on_server(
     as_json: bool,
 ) -> NoReturn:
     eid = api.start(path, version, data)
+    warn_if_no_workers(api)
     if not wait:
         out = api.execution(eid)
         _report_started(out, as_json)

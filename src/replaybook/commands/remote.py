@@ -11,7 +11,7 @@ from typing import Any, NoReturn
 import typer
 
 from replaybook.client import ApiClient, server_from_env, token_from_env
-from replaybook.commands.execute import OUTCOME_KEYS, follow, outcome_of
+from replaybook.commands.execute import OUTCOME_KEYS, follow, outcome_of, warn_if_no_workers
 from replaybook.commands.recover import cancel_message, say_already_completed, still_running
 from replaybook.errors import NotFound, PlaybookInvalid, UsageError
 
@@ -120,6 +120,7 @@ def executions_resume(
             api.resume(execution_id, from_step)
         except NotFound as e:  # no such step (the execution itself was found)
             raise UsageError(f"--from {from_step}: {e}") from None
+        warn_if_no_workers(api)
         outcome = follow(api, execution_id, None)
     if as_json:
         _emit(outcome.as_dict())
