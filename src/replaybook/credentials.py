@@ -77,6 +77,11 @@ class CredentialError(ActionError):
         super().__init__(message, type="credential")
 
 
+class KeyMismatch(CredentialError):
+    """The store's credentials were encrypted with another key than the current one:
+    adding one now would leave the store with two keys (and `rotate-key` failing)."""
+
+
 # -- types ------------------------------------------------------------------------
 
 
@@ -442,13 +447,34 @@ class Credentials:
         return self._keyring
 
     def put(self, name: str, type_name: str, fields: Mapping[str, Any]) -> Credential:
+        """Add or replace a credential. Raises KeyMismatch when another stored
+        credential does not decrypt with the current key (one is checked)."""
         check_name(name)
         checked = validate_fields(type_name, fields, name)
+        self._check_key(name)
         plaintext = json.dumps(
             {"name": name, "type": type_name, "fields": checked}, ensure_ascii=False
         ).encode("utf-8")
         self.store.put_credential(name, type_name, self.keyring.encrypt(plaintext))
         return Credential(name, type_name, checked)
+
+    def _check_key(self, adding: str) -> None:
+        """One stored credential (other than the one being replaced) must decrypt with
+        the current key; one is enough, since every one was written with one key."""
+        other = next((c for c in self.store.list_credentials() if c.name != adding), None)
+        if other is None:
+            return
+        try:
+            self.keyring.decrypt(other.data, other.name)
+        except CredentialError:
+            source = self.keyring.source
+            raise KeyMismatch(
+                f"cannot save credential '{adding}': the stored credentials were encrypted "
+                f"with another key than the one from {source} (credential '{other.name}' "
+                f"does not decrypt with it), and saving it would mix two keys in one store; "
+                f"use the key they were stored with (set {KEY_ENV} to it, or unset it to use "
+                f"the key file), then `replaybook credential rotate-key` to change keys"
+            ) from None
 
     def get(self, name: str) -> Credential:
         row = self.store.get_credential(name)

@@ -18,6 +18,7 @@ from replaybook.credentials import (
     KEY_ENV,
     CredentialError,
     Credentials,
+    KeyMismatch,
     Keyring,
     generate_key,
     resolve_auth,
@@ -102,6 +103,20 @@ def test_wrong_key_is_a_clear_error(store: Any) -> None:
     message = str(info.value)
     assert "credential 'api' cannot be decrypted" in message
     assert "wrong key" in message and TOKEN not in message
+
+
+def test_put_checks_the_key_against_a_stored_credential(store: Any) -> None:
+    first = Credentials(store, Keyring([generate_key()], "first"))
+    first.put("api", "http_bearer", {"token": TOKEN})
+    other = Credentials(store, Keyring([generate_key()], "$REPLAYBOOK_SECRET_KEY"))
+    with pytest.raises(KeyMismatch, match="credential 'api' does not decrypt with it"):
+        other.put("new", "generic", {"a": "b"})
+    # Replacing the only credential there is mixes nothing: allowed (a lost key's way out).
+    other.put("api", "http_bearer", {"token": TOKEN})
+    assert other.get("api").fields == {"token": TOKEN}
+    # An empty store takes any key.
+    store.delete_credential("api")
+    Credentials(store, Keyring([generate_key()], "third")).put("x", "generic", {"a": "b"})
 
 
 def test_ciphertext_moved_to_another_name_is_refused(store: Any) -> None:
@@ -269,6 +284,27 @@ def test_cli_wrong_key(env: dict[str, str]) -> None:
     )
     assert TOKEN not in p.stdout + p.stderr
     assert "Traceback" not in p.stderr
+
+
+def test_cli_add_with_another_key_is_refused(env: dict[str, str]) -> None:
+    """Credentials stored with the key file, then `add` with a REPLAYBOOK_SECRET_KEY
+    that cannot open them: refused, so the store never holds two keys (after which
+    rotate-key could not open everything)."""
+    add = ("add", "mixed", "--type", "generic", "--field", "a=b")
+    p = cli(env, "add", "api", "--type", "http_bearer", "--field", f"token={TOKEN}")
+    assert p.returncode == 0, p.stderr
+    env[KEY_ENV] = "another-passphrase-99999"
+    p = cli(env, *add)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert "cannot save credential 'mixed'" in p.stderr
+    assert "credential 'api' does not decrypt with it" in p.stderr
+    assert "$REPLAYBOOK_SECRET_KEY" in p.stderr and TOKEN not in p.stderr
+    del env[KEY_ENV]
+    assert [r["name"] for r in json.loads(cli(env, "list", "--json").stdout)] == ["api"]
+    # With the right key, adding (and replacing) works, and rotation opens everything.
+    assert cli(env, *add).returncode == 0
+    assert cli(env, *add).returncode == 0
+    assert json.loads(cli(env, "rotate-key", "--json").stdout)["rotated"] == 2
 
 
 def test_cli_rotate_key_file(env: dict[str, str]) -> None:

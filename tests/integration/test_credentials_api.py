@@ -83,6 +83,19 @@ def test_credentials_api_never_returns_a_value(client: TestClient) -> None:
         assert TOKEN not in text
 
 
+def test_put_with_a_key_that_does_not_open_the_store_is_409(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = {"type": "http_bearer", "fields": {"token": TOKEN}}
+    assert client.put("/api/credentials/api", json=body).status_code == 200
+    monkeypatch.setenv(KEY_ENV, generate_key())  # now another key: it cannot open 'api'
+    r = client.put("/api/credentials/other", json=body)
+    assert r.status_code == 409, r.text
+    assert r.json()["type"] == "credential_key"
+    assert "credential 'api' does not decrypt with it" in r.json()["detail"]
+    assert [c["name"] for c in client.get("/api/credentials").json()] == ["api"]
+
+
 def test_a_run_on_the_server_keeps_secrets_out_of_every_response(
     client: TestClient, httpserver: HTTPServer
 ) -> None:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from replaybook.credentials import CredentialError, Credentials
+from replaybook.credentials import CredentialError, Credentials, KeyMismatch
 from replaybook.errors import NotFound, UsageError
 from replaybook.server.app import state_of
 
@@ -74,9 +74,11 @@ def sealed_credential(name: str, request: Request) -> dict[str, Any]:
 
 
 @router.put("/{name}", summary="Add or replace a credential (encrypted at rest)")
-def put_credential(name: str, body: CredentialRequest, request: Request) -> dict[str, Any]:
+def put_credential(name: str, body: CredentialRequest, request: Request) -> Any:
     try:
         cred = _credentials(request).put(name, body.type, body.fields)
+    except KeyMismatch as exc:  # the server's key does not match its store's: conflict
+        return JSONResponse({"detail": exc.message, "type": "credential_key"}, status_code=409)
     except CredentialError as exc:
         raise UsageError(exc.message) from None
     return {"name": cred.name, "type": cred.type, "fields": cred.masked()}
