@@ -29,7 +29,8 @@ class ReplaybookError(Exception):
 
 @dataclass(frozen=True)
 class Problem:
-    """One validation problem: message, 1-based line (0 if unknown) and YAML path."""
+    """One validation problem: message, 1-based line (0 if unknown, e.g. a file that
+    cannot be read) and YAML path."""
 
     message: str
     line: int = 0
@@ -38,12 +39,17 @@ class Problem:
     severity: str = "error"  # "error" | "warning"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"message": self.message, "line": self.line, "path": self.path}
+        """`line` is null when unknown (lines count from 1; the key is always there)."""
+        return {"message": self.message, "line": self.line or None, "path": self.path}
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.file else f"line {self.line}"
-        at = f" at {self.path}" if self.path else ""
-        return f"{where}{at}: {self.message}"
+        if self.file:
+            where = f"{self.file}:{self.line}" if self.line else self.file
+        else:
+            where = f"line {self.line}" if self.line else ""
+        if self.path:
+            where = f"{where} at {self.path}" if where else f"at {self.path}"
+        return f"{where}: {self.message}" if where else self.message
 
 
 class PlaybookInvalid(ReplaybookError):

@@ -130,8 +130,15 @@ def test_invalid_playbooks_exit_2(
 
 
 def test_missing_file_and_bad_payload(tmp_path: Path, env: dict[str, str]) -> None:
-    p = cli(env, "run", str(tmp_path / "nope.yaml"))
-    assert p.returncode == 2 and "nope.yaml" in p.stderr and "Traceback" not in p.stderr
+    missing = tmp_path / "nope.yaml"
+    p = cli(env, "run", str(missing))
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    # No line 0 (lines count from 1): the human form names the file alone, and the
+    # JSON form keeps its "line" key, null.
+    assert p.stderr == f"error: {missing}: playbook file not found: '{missing}'\n"
+    p = cli(env, "run", str(missing), "--json")
+    [error] = json.loads(p.stdout)["errors"]
+    assert p.returncode == 2 and error["line"] is None and error["path"] == ""
     pb = write(tmp_path, "ok.yaml", one_step("def main():\n    return 1"))
     p = cli(env, "run", str(pb), "--payload", "{not json")
     assert p.returncode == 2 and "--payload" in p.stderr and "Traceback" not in p.stderr
