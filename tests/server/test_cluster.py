@@ -521,7 +521,7 @@ def test_cancel_and_resume_through_the_cli(
         out = json.loads(resumed.stdout)
         assert out["status"] == "completed" and out["result"] == 3
         again = cli("executions", "resume", eid, "--from", "nowhere", "--json")
-        assert again.returncode == 1 and "nowhere" in again.stderr
+        assert again.returncode == 2 and "nowhere" in again.stderr  # invalid input
 
 
 def test_server_with_its_own_worker_slots(
