@@ -536,3 +536,16 @@ def test_run_on_a_server_without_workers_warns_and_waits(
         assert p.returncode == 2 and "no step 'nosuch'" in p.stderr
         p = cli(env, "executions", "cancel", again["execution_id"])
         assert p.stdout.endswith("already completed, nothing to cancel\n")
+
+
+def test_run_on_a_server_with_its_own_worker_slots_does_not_warn(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    from replaybook.server.cluster import LocalCluster
+
+    pb = write(tmp_path, "ok.yaml", one_step("def main():\n    return 7"))
+    db = f"sqlite:///{tmp_path / 'server.db'}"
+    with LocalCluster(db, workers=0, server_workers=1, env=env) as cluster:
+        rc, out, err = run_json({**env, "REPLAYBOOK_SERVER": cluster.url}, pb)
+    assert rc == 0 and out["result"] == {"work": 7}
+    assert "warning" not in err

@@ -360,14 +360,14 @@ def test_queue_lease_record_heartbeat_complete_release(bare: TestClient) -> None
 
 
 
-def test_the_servers_own_worker_slots_are_listed(client: TestClient) -> None:
-    # `--workers N` leases in process, never over /api/queue: listed all the same, so
-    # a client can tell that something will run its execution.
-    [w] = client.get("/api/workers").json()
-    assert w["in_process"] is True and w["alive"] is True and w["concurrency"] == 2
+def test_the_servers_own_worker_slots_count_in_pools(client: TestClient) -> None:
+    # `--workers N` leases in process, never over /api/queue: not a remote worker, but
+    # the default pool has something alive, so a client knows its execution will run.
+    assert client.get("/api/workers").json() == []
     assert client.get("/api/pools").json() == [
-        {"pool": "default", "workers": 1, "alive": 1, "running": 0}
+        {"pool": "default", "workers": 1, "alive": 1, "running": 0, "in_process": 2}
     ]
+
 
 FORK = """
 metadata: {name: fork, path: tests/fork}

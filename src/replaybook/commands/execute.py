@@ -75,15 +75,14 @@ def follow(
 
 
 def warn_if_no_workers(api: ApiClient) -> None:
-    """One line on stderr when the server knows no live worker: the execution would
-    wait, silently, until one connects (`replaybook server` runs none by default)."""
+    """One line on stderr when the server knows no live worker (GET /api/pools counts
+    remote workers and its own --workers slots): the execution would wait, silently,
+    until one connects (`replaybook server` runs none by default)."""
     try:
-        workers = api.workers()
+        pools = api.pools()
     except Exception:  # an older server, a network hiccup: no warning, go on
         return
-    if isinstance(workers, list) and not any(
-        isinstance(w, dict) and w.get("alive") for w in workers
-    ):
+    if isinstance(pools, list) and not any(isinstance(p, dict) and p.get("alive") for p in pools):
         url = api.base_url
         _err(
             f"warning: no workers are connected to {url}: the execution waits until one is "

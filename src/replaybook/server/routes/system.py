@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
-from replaybook.server.app import ServerState, state_of
-from replaybook.server.workers import iso_utc
+from replaybook.server.app import state_of
 
 router = APIRouter()
 
@@ -32,43 +30,26 @@ def metrics(request: Request) -> Response:
 
 @router.get("/api/workers", tags=["workers"], summary="Workers and their last heartbeats")
 def list_workers(request: Request) -> list[dict[str, Any]]:
-    st = state_of(request)
-    return _in_process(st) + st.workers.all()
+    """Remote workers (`replaybook worker --server`); the server's own slots are
+    counted in /api/pools."""
+    return state_of(request).workers.all()
 
 
 @router.get("/api/pools", tags=["workers"], summary="Worker pools and how many workers serve them")
 def list_pools(request: Request) -> list[dict[str, Any]]:
+    """Remote workers by pool, and the server's own worker slots (`--workers N`), which
+    lease in process and serve the default pool: `in_process` is their number. A
+    client can tell from `alive` whether anything will run its execution."""
     st = state_of(request)
     pools = st.workers.pools()
-    for w in _in_process(st):  # the default pool
+    pool = getattr(st.runner, "pool", None)
+    if pool is not None:
         rec = next((p for p in pools if p["pool"] == "default"), None)
         if rec is None:
             rec = {"pool": "default", "workers": 0, "alive": 0, "running": 0}
-            pools.insert(0, rec)
+            pools.append(rec)
         rec["workers"] += 1
         rec["alive"] += 1
-        rec["running"] += w["running"]
+        rec["running"] += pool.running()
+        rec["in_process"] = pool.concurrency
     return sorted(pools, key=lambda r: str(r["pool"]))
-
-
-def _in_process(st: ServerState) -> list[dict[str, Any]]:
-    """The server's own worker slots (`--workers N`), which lease in process, so the
-    registry of workers heard over HTTP does not list them."""
-    pool = getattr(st.runner, "pool", None)
-    if pool is None:
-        return []
-    now = iso_utc(time.time())
-    return [
-        {
-            "worker_id": pool.worker_id,
-            "pools": [None],
-            "first_seen": now,
-            "last_heartbeat": now,
-            "seconds_since_heartbeat": 0.0,
-            "alive": True,
-            "running": pool.running(),
-            "concurrency": pool.concurrency,
-            "jobs_leased": None,
-            "in_process": True,
-        }
-    ]
