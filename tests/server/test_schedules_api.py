@@ -80,6 +80,13 @@ def test_bad_schedules_are_refused(
     assert client.get("/api/schedules").json() == []
 
 
+def test_a_schedule_whose_payload_is_not_json_is_refused(client: TestClient) -> None:
+    body = '{"playbook": "flows/report", "cron": "0 6 * * *", "payload": {"n": 1e400}}'
+    r = client.post("/api/schedules", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 400 and "not JSON data: inf at ['n']" in r.json()["detail"]
+    assert client.get("/api/schedules").json() == []
+
+
 class Clock:
     def __init__(self, now: datetime) -> None:
         self.now = now

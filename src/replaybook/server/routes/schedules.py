@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
+from replaybook.actions.jsonsafe import not_json
 from replaybook.errors import NotFound, UsageError
 from replaybook.scheduling.scheduler import iso
 from replaybook.scheduling.slots import (
@@ -78,6 +79,9 @@ def add(body: ScheduleRequest, request: Request) -> dict[str, Any]:
         check_catch_up(body.catch_up)
     except ScheduleError as exc:
         raise UsageError(str(exc)) from None
+    bad = not_json(body.payload)
+    if bad:  # every slot would start an execution that cannot record it
+        raise UsageError(f"payload is not JSON data: {bad} (NaN and infinities have no JSON form)")
     if store.get_playbook(body.playbook, body.version) is None:
         which = f"'{body.playbook}'" + (f" version {body.version}" if body.version else "")
         raise NotFound(f"playbook {which} is not in the catalog")
