@@ -63,8 +63,9 @@ class Coordinator(Protocol):
 
     def complete(self, job: Job, events: Sequence[NewEvent], *, chain: Lessee | None) -> Job | None:
         """Record a job's outcome (fenced by its lease: StaleLease when lost). With
-        `chain`, when the outcome enqueued exactly one job, lease it for `chain` and
-        return it, so a linear chain runs without a hand-off."""
+        `chain`, lease one of the jobs the outcome enqueued (if any is due) for
+        `chain` in the same commit and return it, so a linear chain runs without a
+        hand-off."""
         ...
 
     def record(self, execution_id: str, events: Sequence[NewEvent]) -> None:
@@ -250,10 +251,9 @@ class LocalCoordinator:
                     answers[i] = e
                 continue
             for i, c in zip(idxs, done, strict=True):
-                if c.error is not None:
-                    answers[i] = c.error if isinstance(c.error, Exception) else None
-                else:
-                    answers[i] = c.next
+                if c.error is not None and not isinstance(c.error, Exception):
+                    raise c.error  # an interrupt, not an outcome's fault
+                answers[i] = c.error if c.error is not None else c.next
         return answers
 
     def record(self, execution_id: str, events: Sequence[NewEvent]) -> None:

@@ -174,9 +174,9 @@ class WorkerPool:
             self._slots.submit(self._run, job)
 
     def _run(self, job: Job | None) -> None:
-        """Run a job, then keep this thread's slot for the next one when the job
-        enqueued exactly one: in a linear chain the next step runs here without a
-        hand-off through the dispatcher."""
+        """Run a job, then keep this thread's slot for the next one when the job's
+        commit leased one for this pool: in a linear chain the next step runs here
+        without a hand-off through the dispatcher."""
         while job is not None:
             job = self._run_one(job)
             if job is not None and self._stop.is_set():

@@ -41,8 +41,8 @@ class CompleteRequest(BaseModel):
     events: list[dict[str, Any]] = Field(description="The attempt's outcome events.")
     chain: ChainRequest | None = Field(
         None,
-        description="Lease the one job this outcome enqueues (if exactly one) for this "
-        "worker and return it.",
+        description="Lease, in the same commit, one of the jobs this outcome enqueues "
+        "(if one is due) for this worker and return it.",
     )
 
 
