@@ -213,7 +213,9 @@ def test_start_errors(client: TestClient) -> None:
     assert r.status_code == 422
 
 
-@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity", "1e400", "[1, NaN]"])
+@pytest.mark.parametrize(
+    "value", ["NaN", "Infinity", "-Infinity", "1e400", "[1, NaN]", '"a \\ud800 lone surrogate"']
+)
 def test_start_with_a_payload_that_is_not_json_is_422_and_records_nothing(
     client: TestClient, value: str
 ) -> None:

@@ -72,7 +72,9 @@ def not_json(value: Any) -> str | None:
 
     def check(v: Any) -> str | None:
         t = type(v)
-        if t is str or t is int or t is bool or v is None:
+        if t is str:
+            return f"a lone surrogate in a string{_where(path)}" if _lone_surrogate(v) else None
+        if t is int or t is bool or v is None:
             return None
         if t is float:
             return None if math.isfinite(v) else f"{v!r}{_where(path)}"
@@ -80,6 +82,8 @@ def not_json(value: Any) -> str | None:
             for k, item in v.items():
                 if type(k) is not str:
                     return f"a key of type {type(k).__qualname__}{_where(path)}"
+                if _lone_surrogate(k):
+                    return f"a lone surrogate in a key{_where(path)}"
                 path.append(k)
                 found = check(item)
                 path.pop()
@@ -112,9 +116,28 @@ def _where(path: _Path) -> str:
     return " at " + "".join(f"[{p!r}]" for p in path) if path else ""
 
 
+def clean_text(text: str) -> str:
+    """`text` with each lone surrogate (code points U+D800-U+DFFF, which no UTF-8
+    text can hold: a string built with chr(0xD800), or JSON's "\\ud800") replaced by
+    U+FFFD, so that it can be stored, sent and shown."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # rare: a slow but exact repair is fine
+        return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
+    return text
+
+
+def _lone_surrogate(text: str) -> bool:
+    return clean_text(text) is not text
+
+
 def _convert(value: Any, path: _Path) -> Any:
     t = type(value)
-    if t is str or t is int or t is bool or value is None:
+    if t is str:
+        return clean_text(value)
+    if t is int or t is bool or value is None:
         return value
     if t is float:
         return value if math.isfinite(value) else None
@@ -131,7 +154,7 @@ def _convert(value: Any, path: _Path) -> Any:
 def _convert_mapping(value: Any, path: _Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in value.items():
-        key = k if type(k) is str else _key(k, path)
+        key = clean_text(k) if type(k) is str else _key(k, path)
         path.append(key)
         out[key] = _convert(v, path)
         path.pop()

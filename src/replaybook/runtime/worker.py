@@ -195,8 +195,13 @@ class WorkerPool:
                 return self._execute(job, cancelled)
         except StaleLease:
             log.info("job %s lost its lease; its outcome is discarded", job.id)
-        except Exception:
+        except ReplaybookError:
+            # The store or server is away, say: the lease expires and the job is
+            # taken again once they are back.
             log.exception("job %s of %s failed inside the engine", job.id, job.execution_id)
+        except Exception as exc:
+            log.exception("job %s of %s failed inside the engine", job.id, job.execution_id)
+            self._record_engine_failure(job, exc)
         finally:
             with self._running_lock:
                 self._running.pop(job.lease_token, None)
@@ -256,6 +261,27 @@ class WorkerPool:
             outcome.insert(0, mark[2])
         chain = None if self._stop.is_set() else self.lessee
         return self.coordinator.complete(job, outcome, chain=chain)
+
+    def _record_engine_failure(self, job: Job, exc: Exception) -> None:
+        """Not one of our errors: a bug, or an outcome the engine cannot take. Taking
+        the job again would fail again, each time its lease expires, and the
+        execution would never end: record the attempt as failed instead."""
+        message = f"the engine could not record this attempt: {type(exc).__name__}: {exc}"
+        failed = NewEvent(
+            ev.STEP_FAILED,
+            step=job.step,
+            visit=job.visit,
+            index=job.index,
+            attempt=job.attempt,
+            data={
+                "error": ev.error_object(job.step, message, "internal", job.attempt),
+                "routes": [],
+            },
+        )
+        try:
+            self.coordinator.complete(job, [failed], chain=None)
+        except Exception:
+            log.exception("could not record the failure of job %s; its lease will expire", job.id)
 
     def _task_step(self, pb: Playbook, step: Step) -> Step:
         key = (id(pb), step.name)
