@@ -38,11 +38,23 @@
     });
   }
 
+  /* A request body as JSON text; `raw` maps keys to JSON text put in as it is (a
+     payload as typed: re-serialising it would turn 12345678901234567890 into
+     12345678901234567000 and 1e400 into null, where the server should judge it). */
+  function jsonBody(fields, raw) {
+    var parts = [];
+    Object.keys(fields).forEach(function (k) {
+      if (fields[k] !== undefined) parts.push(JSON.stringify(k) + ":" + JSON.stringify(fields[k]));
+    });
+    Object.keys(raw || {}).forEach(function (k) { parts.push(JSON.stringify(k) + ":" + raw[k]); });
+    return "{" + parts.join(",") + "}";
+  }
+
   function api(method, url, body) {
     var init = { method: method, credentials: "same-origin", headers: { Accept: "application/json" } };
     if (body !== undefined) {
       init.headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(body);
+      init.body = typeof body === "string" ? body : JSON.stringify(body);
     }
     return fetch(url, init).then(function (r) {
       return r.text().then(function (text) {
@@ -113,7 +125,8 @@
     if (value === null || typeof value !== "object" || Array.isArray(value)) {
       return { error: "Payload must be a JSON object, like {\"key\": 1}." };
     }
-    return { value: value };
+    // Sent as typed: JSON.parse only checks it (see jsonBody).
+    return { value: value, text: text.trim() === "" ? "{}" : text };
   }
 
   function initStartForm() {
@@ -138,11 +151,10 @@
         return;
       }
       button.disabled = true;
-      api("POST", "/api/executions", {
+      api("POST", "/api/executions", jsonBody({
         path: form.getAttribute("data-path"),
-        version: Number(form.getAttribute("data-version")),
-        payload: parsed.value
-      }).then(function (out) {
+        version: Number(form.getAttribute("data-version"))
+      }, { payload: parsed.text })).then(function (out) {
         window.location.href = "/ui/executions/" + encodeURIComponent(out.execution_id);
       }).catch(function (e) {
         button.disabled = false;
@@ -168,12 +180,11 @@
         playbook: form.getAttribute("data-path"),
         cron: $("#schedule-cron", form).value.trim(),
         timezone: $("#schedule-tz", form).value.trim() || "UTC",
-        catch_up: $("#schedule-catch-up", form).value,
-        payload: parsed.value
+        catch_up: $("#schedule-catch-up", form).value
       };
       if ($("#schedule-pin", form).checked) body.version = Number(form.getAttribute("data-version"));
       $("#schedule-button", form).disabled = true;
-      api("POST", "/api/schedules", body).then(function () {
+      api("POST", "/api/schedules", jsonBody(body, { payload: parsed.text })).then(function () {
         window.location.href = "/ui/schedules";
       }).catch(function (e) {  // a bad cron or time zone: the server says which
         $("#schedule-button", form).disabled = false;
