@@ -279,3 +279,61 @@ def test_workers_page_lists_running_jobs(client: TestClient, tmp_path: Path) -> 
         flag.touch()
     assert client.get(f"/api/executions/{eid}?wait=30").json()["status"] == "completed"
     assert "No job is leased right now." in client.get("/ui/workers").text
+
+
+TINY = """
+metadata: {name: tiny, path: tests/tiny}
+workflow:
+  - step: start
+    next: end
+  - step: end
+"""
+
+
+def test_bad_ui_urls_answer_html_pages_naming_the_parameter(client: TestClient) -> None:
+    client.post("/api/catalog", json={"content": TINY})
+    bad = {
+        "/ui/executions?limit=abc": "limit",
+        "/ui/executions?limit=7": "limit",
+        "/ui/executions?offset=1e9": "offset",
+        "/ui/executions?offset=-1": "offset",
+        "/ui/executions?offset=99999999999999999999999": "offset",  # was a 500
+        "/ui/executions?offset=" + "9" * 5000: "offset",
+        "/ui/executions?status=bogus": "status",
+        "/ui/catalog/tests/tiny?version=abc": "version",
+        "/ui/catalog/tests/tiny?version=99999999999999999999": "version",
+    }
+    for url, name in bad.items():
+        r = client.get(url)
+        assert r.status_code == 400, (url, r.text[:300])
+        assert r.headers["content-type"].startswith("text/html"), url
+        assert f"Parameter &#39;{name}&#39;" in r.text, url
+        assert '"detail"' not in r.text
+    for url in ("/ui/nonexistent", "/ui/executions/x/y/z", "/ui/static/nope.js"):
+        r = client.get(url)
+        assert r.status_code == 404 and r.headers["content-type"].startswith("text/html"), url
+        assert "Not found" in r.text and '"detail"' not in r.text
+    assert client.get("/ui/executions?offset=&limit=&status=").status_code == 200
+    assert client.get("/api/nonexistent").headers["content-type"].startswith("application/json")
+    assert client.get("/ui/executions?offset=1000000000").status_code == 200
+
+
+def test_paging_past_the_end_and_the_oldest_link(client: TestClient) -> None:
+    path = client.post("/api/catalog", json={"content": TINY}).json()["path"]
+    ids = [
+        client.post("/api/executions", json={"path": path}).json()["execution_id"]
+        for _ in range(27)
+    ]
+    html = client.get("/ui/executions?limit=25").text
+    assert "1\u201325 of 27" in html
+    oldest = re.search(r'id="oldest-link" href="([^"]+)"', html)
+    assert oldest is not None and "offset=25" in oldest.group(1)
+    last = client.get("/ui/executions" + oldest.group(1).replace("&amp;", "&")).text
+    assert last.count("data-execution=") == 2 and ids[0] in last
+    assert 'id="oldest-link"' not in last
+    past = client.get("/ui/executions?limit=25&offset=100").text
+    assert "No executions on this page" in past and "there are 27" in past
+    assert "Start one from the catalog" not in past
+    assert 'href="?status=&amp;playbook=&amp;limit=25&offset=0">Go to the first page' in past
+    empty = client.get("/ui/executions?status=failed").text
+    assert "No executions match these filters" in empty

@@ -14,14 +14,17 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from replaybook.errors import ReplaybookError
 from replaybook.server.app import ServerState, state_of
 from replaybook.server.ui.render import span
-from replaybook.server.ui.state import not_found, page, ui_of
+from replaybook.server.ui.state import BadParameter, int_param, not_found, page, ui_of
 from replaybook.server.ui.views import GraphView, execution_view, step_children
 from replaybook.store.base import ExecutionInfo
 
 router = APIRouter(include_in_schema=False)
+unknown = APIRouter(include_in_schema=False)  # included after every other UI router
 
 STATUSES = ("running", "completed", "failed", "cancelled")
 PAGE_SIZES = (25, 50, 100, 200)
+MAX_OFFSET = 10**9
+MAX_VERSION = 2**31 - 1
 
 
 @router.get("/")
@@ -40,7 +43,7 @@ def static(name: str, request: Request, v: str | None = None) -> Response:
     files = ui_of(request).static
     body = files.files.get(name)
     if body is None:
-        return Response("not found", status_code=404, media_type="text/plain")
+        return not_found(request, f"No file '{name}' here.")
     cache = "public, max-age=31536000, immutable" if v == files.versions[name] else "no-cache"
     return Response(body, media_type=files.TYPES[name], headers={"Cache-Control": cache})
 
@@ -57,11 +60,12 @@ def catalog(request: Request) -> Response:
 
 
 @router.get("/ui/catalog/{path:path}", response_class=HTMLResponse)
-def playbook(path: str, request: Request, version: int | None = None) -> Response:
+def playbook(path: str, request: Request, version: str | None = None) -> Response:
     st = state_of(request)
-    entry = st.store.get_playbook(path, version)
+    number = int_param("version", version, None, 1, MAX_VERSION)
+    entry = st.store.get_playbook(path, number)
     if entry is None:
-        which = f"'{path}'" + (f" version {version}" if version is not None else "")
+        which = f"'{path}'" + (f" version {number}" if number is not None else "")
         return not_found(request, f"No playbook {which} in the catalog.")
     versions = st.store.playbook_versions(path)
     graph, workload, problem, description = None, None, None, None
@@ -106,21 +110,29 @@ def executions(
     request: Request,
     status: str | None = None,
     playbook: str | None = None,
-    offset: int = 0,
-    limit: int = 50,
+    offset: str | None = None,
+    limit: str | None = None,
 ) -> Response:
     st = state_of(request)
-    status = status if status in STATUSES else None
+    status = status or None
+    if status is not None and status not in STATUSES:
+        raise BadParameter("status", f"{status!r} is not one of {', '.join(STATUSES)}.")
     playbook = playbook or None
-    limit = limit if limit in PAGE_SIZES else 50
-    offset = max(0, offset)
+    size = int_param("limit", limit, 50, 1, max(PAGE_SIZES)) or 50
+    if size not in PAGE_SIZES:
+        raise BadParameter("limit", f"{size} is not one of {', '.join(map(str, PAGE_SIZES))}.")
+    start = int_param("offset", offset, 0, 0, MAX_OFFSET) or 0
     t0 = time.perf_counter()
     rows = st.store.list_executions(
-        status=status, playbook_path=playbook, limit=limit + 1, offset=offset
+        status=status, playbook_path=playbook, limit=size + 1, offset=start
     )
-    more = len(rows) > limit
-    rows = rows[:limit]
+    more = len(rows) > size
+    rows = rows[:size]
     counts = st.store.executions_by_status()
+    total = sum(counts.values())
+    # How many rows the filters match, when the page knows (not per playbook).
+    matching = None if playbook else (counts.get(status, 0) if status else total)
+    last = max(0, (matching - 1) // size * size) if matching else 0
     return page(
         request,
         "executions.html",
@@ -128,11 +140,13 @@ def executions(
         rows=[execution_row(r) for r in rows],
         status=status,
         playbook=playbook,
-        offset=offset,
-        limit=limit,
+        offset=start,
+        limit=size,
         more=more,
         counts=counts,
-        total=sum(counts.values()),
+        total=total,
+        matching=matching,
+        last_offset=last,
         playbooks=[e.path for e in st.store.list_playbooks()],
         statuses=STATUSES,
         query_ms=(time.perf_counter() - t0) * 1000,
@@ -256,3 +270,8 @@ def schedules(request: Request) -> Response:
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@unknown.get("/ui/{rest:path}", response_class=HTMLResponse)
+def no_such_page(rest: str, request: Request) -> Response:
+    return not_found(request, f"There is no page '/ui/{rest}'.")

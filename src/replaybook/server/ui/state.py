@@ -43,6 +43,38 @@ def not_found(request: Request, message: str) -> HTMLResponse:
     return page(request, "error.html", status_code=404, title="Not found", message=message)
 
 
+class BadParameter(Exception):
+    """A query parameter a page cannot use: answered as a 400 page naming it."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(message)
+        self.name = name
+
+
+def bad_request(request: Request, exc: BadParameter) -> HTMLResponse:
+    return page(
+        request,
+        "error.html",
+        status_code=400,
+        title="Bad request",
+        message=f"Parameter '{exc.name}': {exc}",
+    )
+
+
+def int_param(name: str, raw: str | None, default: int | None, lo: int, hi: int) -> int | None:
+    """A whole number in lo..hi from the query string (absent or empty: `default`)."""
+    if raw is None or raw.strip() == "":
+        return default
+    text = raw.strip()
+    digits = text[1:] if text.startswith("-") else text
+    if not (digits.isascii() and digits.isdigit()):
+        raise BadParameter(name, f"{raw!r} is not a whole number from {lo:,} to {hi:,}.")
+    value = int(text) if len(digits) <= 30 else None  # no 4,000-digit int parsing
+    if value is None or not lo <= value <= hi:
+        raise BadParameter(name, f"{text[:40]} is not from {lo:,} to {hi:,}.")
+    return value
+
+
 # Pages show live data and may show results: never cached, never framed elsewhere.
 _NO_STORE = {
     "Cache-Control": "no-store",
