@@ -298,6 +298,17 @@ def test_cancel_and_resume(client: TestClient) -> None:
     assert r.json()["resumed_after_seq"] > 0
     assert finished(client, bad)["status"] == "failed"  # it fails again, for real
 
+    register(client, HELLO)
+    done = start(client, "tests/hello")
+    before = finished(client, done)
+    assert before["status"] == "completed"
+    r = client.post(f"/api/executions/{done}/resume")
+    assert r.status_code == 400 and "already completed" in r.json()["detail"]
+    assert finished(client, done)["last_seq"] == before["last_seq"]  # nothing written
+    r = client.post(f"/api/executions/{done}/resume", json={"from_step": "greet"})
+    assert r.status_code == 200, r.text  # re-running a step of a completed one is fine
+    assert finished(client, done)["status"] == "completed"
+
 
 def test_resume_of_a_running_execution_is_refused(bare: TestClient) -> None:
     register(bare, HELLO)

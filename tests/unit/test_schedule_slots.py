@@ -141,6 +141,9 @@ def test_catch_up_all_is_bounded() -> None:
     [
         (lambda: check_cron("61 * * * *"), "bad cron expression '61 * * * *'"),
         (lambda: check_cron("every day"), "bad cron expression"),
+        (lambda: check_cron("* * * * * *"), "it has 6 fields, cron has 5"),
+        (lambda: check_cron("0 0 6 * * *"), "it has 6 fields, cron has 5"),
+        (lambda: check_cron("0 6 * *"), "it has 4 fields, cron has 5"),
         (lambda: zone("Mars/Olympus"), "unknown time zone 'Mars/Olympus'"),
         (lambda: check_catch_up("some"), "bad catch_up 'some'"),
     ],

@@ -445,6 +445,12 @@ class Engine:
         st = self.state(execution_id)
         if st.status == "running":
             raise ValueError(f"execution {execution_id} is still running")
+        if st.status == "completed" and from_step is None:
+            # Nothing would run, and the log would only gain noise (and a new end).
+            raise ValueError(
+                f"execution {execution_id} is already completed: nothing to resume"
+                " (from_step re-runs that step and what follows it)"
+            )
         self.commit(execution_id, [NewEvent(ev.EXECUTION_RESUMED, data={"from_step": from_step})])
 
     def info(self, execution_id: str) -> ExecutionInfo | None:

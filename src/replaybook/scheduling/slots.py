@@ -46,6 +46,14 @@ def zone(name: str) -> ZoneInfo:
 
 def check_cron(expr: str) -> str:
     """The expression, checked (5 fields: minute hour day month weekday)."""
+    fields = expr.split()
+    if len(fields) != 5:
+        # cronsim also reads a sixth field as seconds: "* * * * * *" would fire every
+        # second, which nobody writing a playbook schedule means.
+        raise ScheduleError(
+            f"bad cron expression {expr!r}: it has {len(fields)} fields, cron has 5"
+            " (minute hour day-of-month month day-of-week)"
+        )
     try:
         CronSim(expr, datetime(2000, 1, 1, tzinfo=UTC))
     except CronSimError as exc:
