@@ -46,3 +46,42 @@ def test_payload_is_sent_as_typed(server: Any, page: Any) -> None:
         s for s in server.api.request("GET", "/api/schedules") if s["playbook_path"] == "ui/echo"
     ]
     assert [s["payload"] for s in made] == [{"msg": 12345678901234567890}]
+
+
+GATE = """
+metadata: {name: gate, path: ui/gate}
+workload: {gate: ""}
+workflow:
+  - step: start
+    next: hold
+  - step: hold
+    type: python
+    args: {gate: "{{ workload.gate }}"}
+    code: |
+      import os, time
+      def main(gate):
+          while not os.path.exists(gate):
+              time.sleep(0.05)
+          return "open"
+    next: end
+  - step: end
+"""
+
+
+def test_executions_list_follows_running_rows(server: Any, page: Any, tmp_path: Any) -> None:
+    server.register(GATE)
+    gate = tmp_path / "gate"
+    eid = server.api.start("ui/gate", payload={"gate": str(gate)})
+    polled: list[str] = []
+    page.on("request", lambda r: polled.append(r.url) if "/api/executions/" in r.url else None)
+    page.goto(f"{server.url}/ui/executions?playbook=ui/gate")
+    row = page.locator(f'tr[data-execution="{eid}"]')
+    expect(row.locator(".badge")).to_have_text("running")
+    expect(row.locator("[data-since]")).to_have_count(1)  # the running clock
+    page.wait_for_function("window.replaybookListPolling === true")
+    gate.write_text("open")
+    expect(row.locator(".badge")).to_have_text("completed")
+    expect(row.locator("[data-since]")).to_have_count(0)  # the clock stopped
+    expect(row.locator(".cell-duration")).to_have_text(re.compile(r"\d"))
+    page.wait_for_function("window.replaybookListPolling === false")  # none left to follow
+    assert polled and all(u.endswith(f"/api/executions/{eid}") for u in polled)

@@ -64,7 +64,9 @@
           var msg = data && data.detail ? data.detail : r.status + " " + r.statusText;
           if (data && data.errors) msg += ": " + data.errors.map(function (e) { return e.message; }).join("; ");
           if (typeof msg !== "string") msg = JSON.stringify(msg);
-          throw new Error(msg);
+          var err = new Error(msg);
+          err.status = r.status;
+          throw err;
         }
         return data;
       });
@@ -213,6 +215,65 @@
         });
       });
     });
+  }
+
+  /* -- executions list: running rows follow their executions ---------------------------- */
+
+  var LIST_POLL_MS = 3000;
+  var LIST_PARALLEL = 4; // requests in flight at once
+
+  function initExecutionsList() {
+    var table = $("#executions-table");
+    if (!table) return;
+    var running = $$("tr[data-execution]", table).filter(function (r) {
+      return $(".cell-status .badge", r).getAttribute("data-status") === "running";
+    });
+    window.replaybookListPolling = running.length > 0; // for tests and the console
+    if (!running.length) return;
+
+    function update(row, out) {
+      if (!out || !out.status || out.status === "running") return true;
+      var cell = $(".cell-status", row);
+      cell.textContent = "";
+      cell.appendChild(badge(out.status));
+      var dur = $(".cell-duration", row);
+      dur.textContent = durationText((ms(out.updated_at) - ms(out.created_at || row.getAttribute("data-created"))) / 1000);
+      row.setAttribute("data-finished", "1");
+      return false; // no longer followed
+    }
+
+    function round() {
+      var queue = running.slice();
+      var still = [];
+      var active = 0;
+      return new Promise(function (done) {
+        function next() {
+          if (!queue.length && !active) { done(still); return; }
+          while (active < LIST_PARALLEL && queue.length) {
+            var row = queue.shift();
+            active++;
+            (function (row) {
+              api("GET", "/api/executions/" + encodeURIComponent(row.getAttribute("data-execution")))
+                .then(function (out) { if (update(row, out)) still.push(row); },
+                      function (e) { if (e.status !== 404) still.push(row); })  // away: ask again later
+                .then(function () { active--; next(); });
+            })(row);
+          }
+        }
+        next();
+      });
+    }
+
+    function schedule() {
+      setTimeout(function () {
+        round().then(function (still) {
+          running = still;
+          window.replaybookListPolling = running.length > 0;
+          if (running.length) schedule(); // stops once none is running
+        });
+      }, LIST_POLL_MS);
+    }
+    schedule();
   }
 
   /* -- the execution page ------------------------------------------------------------- */
@@ -575,6 +636,7 @@
     initStartForm();
     initScheduleForm();
     initSchedules();
+    initExecutionsList();
     initExecution();
   });
 })();
