@@ -230,6 +230,26 @@ def test_start_with_a_payload_that_is_not_json_is_422_and_records_nothing(
     assert client.get("/api/executions").json() == []
 
 
+def test_out_of_range_numbers_and_unknown_statuses_are_400(client: TestClient) -> None:
+    register(client, HELLO)
+    eid = start(client, "tests/hello")
+    for url in (
+        "/api/executions?offset=9223372036854775808",
+        "/api/executions?offset=-1",
+        "/api/executions?limit=0",
+        "/api/executions?status=bogus",
+        f"/api/executions/{eid}/events?after=99999999999999999999999",
+        f"/api/executions/{eid}/events?after=-1",
+        f"/api/executions/{eid}/stream?after=99999999999999999999999",
+    ):
+        r = client.get(url)
+        assert r.status_code == 400, (url, r.text)
+        assert r.json()["type"] == "usage"
+    assert "one of running, completed, failed, cancelled" in client.get(
+        "/api/executions?status=bogus"
+    ).json()["detail"]
+
+
 def test_list_filters_and_paging(client: TestClient) -> None:
     register(client, HELLO)
     register(client, FAILS)

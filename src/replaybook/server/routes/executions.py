@@ -20,6 +20,10 @@ from replaybook.store.base import ExecutionInfo
 router = APIRouter(prefix="/api/executions", tags=["executions"])
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
+STATUSES = ("running", "completed", "failed", "cancelled")
+# Bounds that keep numbers inside the stores' 64-bit integers (a bigger one was a 500).
+MAX_OFFSET = 10**12
+MAX_SEQ = 2**62
 MAX_WAIT_SECONDS = 60.0
 
 
@@ -113,8 +117,10 @@ def list_executions(
     limit: int = 50,
     offset: int = 0,
 ) -> list[dict[str, Any]]:
-    if not 0 < limit <= 1000 or offset < 0:
-        raise UsageError("limit must be 1..1000 and offset >= 0")
+    if not 0 < limit <= 1000 or not 0 <= offset <= MAX_OFFSET:
+        raise UsageError(f"limit must be 1..1000 and offset 0..{MAX_OFFSET}")
+    if status is not None and status not in STATUSES:
+        raise UsageError(f"unknown status {status!r}: one of {', '.join(STATUSES)}")
     rows = state_of(request).store.list_executions(
         status=status, playbook_path=playbook, parent_id=parent, limit=limit, offset=offset
     )
@@ -141,6 +147,8 @@ def events(
     _info(st, execution_id)
     if not 0 < limit <= 10000:
         raise UsageError("limit must be 1..10000")
+    if not 0 <= after <= MAX_SEQ:
+        raise UsageError(f"after must be 0..{MAX_SEQ}")
     return [e.as_dict() for e in st.store.read_events(execution_id, after_seq=after, limit=limit)]
 
 
@@ -155,6 +163,8 @@ def stream(execution_id: str, request: Request, after: int = 0) -> StreamingResp
     they are written; an `end` message with the final status closes the stream."""
     st = state_of(request)
     _info(st, execution_id)
+    if not 0 <= after <= MAX_SEQ:
+        raise UsageError(f"after must be 0..{MAX_SEQ}")
 
     def status() -> str:
         return _info(st, execution_id).status
