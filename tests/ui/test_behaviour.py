@@ -85,3 +85,49 @@ def test_executions_list_follows_running_rows(server: Any, page: Any, tmp_path: 
     expect(row.locator(".cell-duration")).to_have_text(re.compile(r"\d"))
     page.wait_for_function("window.replaybookListPolling === false")  # none left to follow
     assert polled and all(u.endswith(f"/api/executions/{eid}") for u in polled)
+
+
+def test_execution_page_says_reconnecting_while_the_server_is_away(
+    browser: Any, tmp_path: Any, env_for: Any
+) -> None:
+    import signal
+
+    from replaybook.client import ApiClient
+    from replaybook.server.cluster import LocalCluster
+
+    gate = tmp_path / "gate"
+    env = env_for(tmp_path)
+    cluster = LocalCluster(f"sqlite:///{tmp_path / 'rb.db'}", workers=0, server_workers=1, env=env)
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        with cluster, ApiClient(cluster.url) as api:
+            api.register(GATE)
+            eid = api.start("ui/gate", payload={"gate": str(gate)})
+            page = context.new_page()
+            page.goto(f"{cluster.url}/ui/executions/{eid}")
+            live = page.locator("#live-indicator")
+            expect(live).to_have_text("live")
+            expect(page.locator("#steps-reached")).to_have_text("2 of 3 reached")
+            cluster.stop_server(0, signal.SIGKILL)
+            expect(live).to_have_text("reconnecting…")
+            expect(live).to_have_attribute("data-state", "reconnecting")
+            expect(page.locator("#exec-status .badge")).to_have_text("running")
+            cluster.start_server(0)
+            expect(live).to_have_text("live")
+            expect(live).to_have_attribute("data-state", "live")
+    finally:
+        gate.write_text("open")
+        context.close()
+
+
+def test_steps_reached_counter_is_live(server: Any, page: Any, tmp_path: Any) -> None:
+    server.register(GATE)
+    gate = tmp_path / "gate"
+    eid = server.api.start("ui/gate", payload={"gate": str(gate)})
+    page.goto(f"{server.url}/ui/executions/{eid}")
+    expect(page.locator('#graph .node[data-step="hold"]')).to_have_class(re.compile("st-running"))
+    expect(page.locator("#steps-reached")).to_have_text("2 of 3 reached")
+    gate.write_text("open")
+    expect(page.locator("#exec-status .badge")).to_have_text("completed")
+    expect(page.locator("#steps-reached")).to_have_text("3 of 3 reached")
+    expect(page.locator("#live-indicator")).to_be_hidden()

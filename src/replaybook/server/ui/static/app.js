@@ -334,12 +334,14 @@
     if (this.source) this.source.close();
     var es = new EventSource("/api/executions/" + encodeURIComponent(this.id) + "/stream?after=" + this.lastSeq);
     this.source = es;
-    $("#live-indicator").hidden = false;
+    if (!this.reconnecting) this.setLive("connecting");
+    es.onopen = function () { self.reconnecting = false; self.setLive("live"); };
     es.addEventListener("event", function (m) { self.apply(JSON.parse(m.data)); });
     es.addEventListener("end", function (m) {
       es.close();
       self.source = null;
-      $("#live-indicator").hidden = true;
+      self.reconnecting = false;
+      self.setLive(null);
       self.setStatus(JSON.parse(m.data).status);
       self.refreshPanel();
     });
@@ -347,9 +349,26 @@
       // The browser would reconnect from the first event again; reconnect from ours.
       es.close();
       self.source = null;
-      $("#live-indicator").hidden = true;
-      if (self.status === "running") setTimeout(function () { self.connect(); }, 1500);
+      if (self.status === "running") {
+        self.reconnecting = true;
+        self.setLive("reconnecting");
+        setTimeout(function () { if (!self.source && self.status === "running") self.connect(); }, 1500);
+      } else {
+        self.setLive(null);
+      }
     };
+  };
+
+  /* The stream's state by the title: live, connecting, reconnecting (the server is
+     away or restarting: the page keeps what it has and catches up when it is back),
+     or nothing once the execution has finished. */
+  ExecutionPage.prototype.setLive = function (state) {
+    var el = $("#live-indicator");
+    el.hidden = !state;
+    if (!state) return;
+    el.setAttribute("data-state", state);
+    el.title = state === "reconnecting" ? "Lost the server's event stream; trying again" : "";
+    $(".live-text", el).textContent = state === "reconnecting" ? "reconnecting…" : state === "connecting" ? "connecting…" : "live";
   };
 
   ExecutionPage.prototype.attempt = function (e) {
@@ -448,6 +467,7 @@
       var names = Object.keys(self.changedSteps || {});
       self.changedSteps = {};
       names.forEach(function (n) { self.renderStep(n); });
+      self.renderReached();
       self.renderTimeline();
     });
   };
@@ -478,6 +498,14 @@
         row.querySelector(".cell-progress").textContent = s.items.done + "/" + s.items.total + (s.items.failed ? " · " + s.items.failed + " failed" : "");
       }
     }
+  };
+
+  ExecutionPage.prototype.renderReached = function () {
+    var el = $("#steps-reached");
+    if (!el) return;
+    var self = this;
+    var reached = this.order.filter(function (n) { return self.steps[n].status !== "pending"; }).length;
+    el.textContent = reached + " of " + this.order.length + " reached";
   };
 
   ExecutionPage.prototype.lastAttempt = function (name) {
