@@ -131,3 +131,61 @@ def test_steps_reached_counter_is_live(server: Any, page: Any, tmp_path: Any) ->
     expect(page.locator("#exec-status .badge")).to_have_text("completed")
     expect(page.locator("#steps-reached")).to_have_text("3 of 3 reached")
     expect(page.locator("#live-indicator")).to_be_hidden()
+
+
+def wide_playbook(n: int = 31) -> str:
+    names = [f"branch_{i:02d}" for i in range(n)]
+    steps = [f"  - step: start\n    next: [{', '.join(names)}]"]
+    steps += [f"  - step: {name}\n    next: join" for name in names]
+    steps += ["  - step: join\n    next: end", "  - step: end"]
+    return "metadata: {name: wide, path: ui/wide}\nworkflow:\n" + "\n".join(steps) + "\n"
+
+
+def inside(page: Any, selector: str, box: str) -> bool:
+    """Whether the element's box lies within the scroll box horizontally."""
+    return bool(
+        page.evaluate(
+            """([sel, box]) => {
+                const a = document.querySelector(sel).getBoundingClientRect();
+                const b = document.querySelector(box).getBoundingClientRect();
+                return a.left >= b.left - 1 && a.right <= b.right + 1;
+            }""",
+            [selector, box],
+        )
+    )
+
+
+def test_a_wide_graph_is_fitted_and_can_be_shown_full_size_centred(server: Any, page: Any) -> None:
+    server.register(wide_playbook())
+    eid = server.api.start("ui/wide")
+    assert server.api.execution(eid, wait=30)["status"] == "completed"
+    page.goto(f"{server.url}/ui/executions/{eid}")
+    fit = page.locator('[data-fit-for="graph"]')
+    expect(fit).to_be_visible()
+    expect(fit).to_have_attribute("aria-pressed", "true")  # far wider than the box
+    expect(page.locator("#graph")).to_have_class(re.compile(r"\bfit\b"))
+    for step in ("start", "join", "end", "branch_00", "branch_30"):
+        assert inside(page, f'#graph .node[data-step="{step}"]', "#graph"), step
+    assert page.evaluate("document.querySelector('#graph').scrollWidth") <= page.evaluate(
+        "document.querySelector('#graph').clientWidth"
+    )
+
+    fit.click()
+    expect(fit).to_have_attribute("aria-pressed", "false")
+    expect(page.locator("#graph")).not_to_have_class(re.compile(r"\bfit\b"))
+    scroll = page.evaluate(
+        "(() => { const w = document.querySelector('#graph');"
+        " return [w.scrollLeft, w.scrollWidth, w.clientWidth]; })()"
+    )
+    left, width, client = scroll
+    assert width > 3 * client
+    assert abs(left - (width - client) / 2) <= 2  # centred: start, join and end in view
+    for step in ("start", "join", "end"):
+        assert inside(page, f'#graph .node[data-step="{step}"]', "#graph"), step
+
+
+def test_a_narrow_graph_has_no_fit_button(server: Any, page: Any) -> None:
+    server.register(ECHO)
+    page.goto(f"{server.url}/ui/catalog/ui/echo")
+    expect(page.locator("#playbook-graph svg.graph")).to_be_visible()
+    expect(page.locator('[data-fit-for="playbook-graph"]')).to_be_hidden()

@@ -115,6 +115,30 @@
     setInterval(refreshTimes, 10000);
   }
 
+  /* -- graphs: fit a wide drawing to its box, or centre it ------------------------------ */
+
+  var FIT_WHEN_WIDER = 1.5; // fitted at first when the drawing is this much wider than its box
+
+  function initGraphFit() {
+    $$("[data-fit-for]").forEach(function (btn) {
+      var wrap = document.getElementById(btn.getAttribute("data-fit-for"));
+      var svg = wrap && $("svg.graph", wrap);
+      if (!svg) return;
+      var drawn = Number(svg.getAttribute("width"));
+      function set(fit) {
+        wrap.classList.toggle("fit", fit);
+        btn.setAttribute("aria-pressed", fit ? "true" : "false");
+        btn.textContent = fit ? "Fitted" : "Fit";
+        btn.title = fit ? "Back to full size" : "Scale the drawing to the box's width";
+        if (!fit) wrap.scrollLeft = Math.max(0, (wrap.scrollWidth - wrap.clientWidth) / 2);
+      }
+      if (!(drawn > wrap.clientWidth)) return; // it fits already: no button
+      btn.hidden = false;
+      btn.addEventListener("click", function () { set(!wrap.classList.contains("fit")); });
+      set(drawn > wrap.clientWidth * FIT_WHEN_WIDER);
+    });
+  }
+
   /* -- catalog: start an execution -------------------------------------------------- */
 
   function parsePayload(text) {
@@ -661,6 +685,7 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     initCommon();
+    initGraphFit();
     initStartForm();
     initScheduleForm();
     initSchedules();
