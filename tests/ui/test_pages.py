@@ -337,3 +337,21 @@ def test_paging_past_the_end_and_the_oldest_link(client: TestClient) -> None:
     assert 'href="?status=&amp;playbook=&amp;limit=25&offset=0">Go to the first page' in past
     empty = client.get("/ui/executions?status=failed").text
     assert "No executions match these filters" in empty
+
+
+def test_the_login_page_shows_no_navigation_and_no_sign_out(tmp_path: Path) -> None:
+    token = "s3cret-token-for-the-ui"
+    app = create_app(f"sqlite:///{tmp_path / 'rb.db'}", token=token, data_dir=tmp_path / "d")
+    with TestClient(app) as c:
+        plain = c.get("/ui/login?next=/ui/workers")
+        wrong = c.post("/ui/login", data={"token": "wrong", "next": "/ui/workers"})
+        assert (plain.status_code, wrong.status_code) == (200, 401)
+        for html in (plain.text, wrong.text):
+            assert 'name="token"' in html
+            assert "Sign out" not in html and "/ui/logout" not in html
+            assert 'class="nav"' not in html
+            for section in ("catalog", "executions", "schedules", "workers"):
+                assert f'href="/ui/{section}"' not in html
+        c.post("/ui/login", data={"token": token, "next": "/ui/workers"})
+        signed_in = c.get("/ui/workers").text
+        assert 'class="nav"' in signed_in and "Sign out" in signed_in
