@@ -355,3 +355,24 @@ def test_the_login_page_shows_no_navigation_and_no_sign_out(tmp_path: Path) -> N
         c.post("/ui/login", data={"token": token, "next": "/ui/workers"})
         signed_in = c.get("/ui/workers").text
         assert 'class="nav"' in signed_in and "Sign out" in signed_in
+
+
+def test_workers_page_has_one_row_per_pool(client: TestClient) -> None:
+    """The server's own slots and remote workers of the default pool are one row, in
+    separate columns (as /api/pools reports them), not two rows named default."""
+    registry = client.app.state.rb.workers  # type: ignore[attr-defined]
+    registry.seen("remote-a", [None], running=1, concurrency=4)
+    registry.seen("remote-b", [None, "gpu"], running=0, concurrency=2)
+    html = client.get("/ui/workers").text
+    table = html[html.index('id="pools-table"') : html.index("</table>", html.index("pools-table"))]
+    rows = re.findall(r'<tr data-pool="([^"]+)">(.*?)</tr>', table, re.S)
+    assert [name for name, _ in rows] == ["default", "gpu"]
+    cells = {name: re.findall(r"<td[^>]*>(.*?)</td>", body, re.S) for name, body in rows}
+    default, gpu = cells["default"], cells["gpu"]
+    assert "Remote workers" in table and "In-process slots" in table
+    assert default[1] == "2" and default[2] == "2"  # remote workers, alive
+    assert default[3].startswith("2 ")  # the server's --workers 2
+    assert default[4].startswith("1 ")  # remote-a's running job (the server's: none)
+    assert gpu[1] == "1" and "—" in gpu[3]
+    api = {p["pool"]: p for p in client.get("/api/pools").json()}
+    assert api["default"]["in_process"] == 2

@@ -233,6 +233,22 @@ def panel(execution_id: str, request: Request, step: str | None = None) -> Respo
 RUNNING_SHOWN = 200  # running jobs listed on the workers page
 
 
+def pool_rows(remote: list[dict[str, Any]], local: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """One row per pool: its remote workers, and the server's own slots (which serve
+    the default pool, as /api/pools counts them in `in_process`)."""
+    rows = {
+        str(p["pool"]): {**p, "in_process": 0, "local_running": 0, "remote_running": p["running"]}
+        for p in remote
+    }
+    if local is not None:
+        empty = {"pool": "default", "workers": 0, "alive": 0, "running": 0, "remote_running": 0}
+        rec = rows.setdefault("default", {**empty, "in_process": 0, "local_running": 0})
+        rec["in_process"] = local["concurrency"]
+        rec["local_running"] = local["running"]
+        rec["running"] = rec["remote_running"] + local["running"]
+    return sorted(rows.values(), key=lambda r: str(r["pool"]))
+
+
 @router.get("/ui/workers", response_class=HTMLResponse)
 def workers(request: Request) -> Response:
     st = state_of(request)
@@ -248,7 +264,7 @@ def workers(request: Request) -> Response:
         request,
         "workers.html",
         title="Workers",
-        pools=st.workers.pools(),
+        pools=pool_rows(st.workers.pools(), local),
         workers=st.workers.all(),
         local=local,
         queue=st.store.queue_stats(),
