@@ -189,3 +189,44 @@ def test_a_narrow_graph_has_no_fit_button(server: Any, page: Any) -> None:
     page.goto(f"{server.url}/ui/catalog/ui/echo")
     expect(page.locator("#playbook-graph svg.graph")).to_be_visible()
     expect(page.locator('[data-fit-for="playbook-graph"]')).to_be_hidden()
+
+
+GATED_ITEMS = """
+metadata: {name: gated_items, path: ui/gated_items}
+workload: {gate: ""}
+workflow:
+  - step: start
+    next: items
+  - step: items
+    type: iterator
+    collection: "{{ range(6) | list }}"
+    element: x
+    task:
+      type: python
+      args: {x: "{{ x }}", gate: "{{ workload.gate }}"}
+      code: |
+        import os, time
+        def main(x, gate):
+            while not os.path.exists(gate):
+                time.sleep(0.05)
+            if x % 3 == 0:
+                raise ValueError(f"item {x}")
+            return x
+    continue_on_error: true
+    next: end
+  - step: end
+"""
+
+
+def test_iterator_node_counts_failed_items_live(server: Any, page: Any, tmp_path: Any) -> None:
+    server.register(GATED_ITEMS)
+    gate = tmp_path / "gate"
+    eid = server.api.start("ui/gated_items", payload={"gate": str(gate)})
+    page.goto(f"{server.url}/ui/executions/{eid}")
+    items = page.locator('#graph .node[data-step="items"]')
+    expect(items).to_have_class(re.compile("st-running"))
+    expect(items).not_to_have_class(re.compile("items-failed"))
+    gate.write_text("open")
+    expect(page.locator("#exec-status .badge")).to_have_text("completed")
+    expect(items.locator(".prog")).to_have_text("6/6 · 2 failed")
+    expect(items).to_have_class(re.compile(r"\bitems-failed\b"))

@@ -376,3 +376,14 @@ def test_workers_page_has_one_row_per_pool(client: TestClient) -> None:
     assert gpu[1] == "1" and "—" in gpu[3]
     api = {p["pool"]: p for p in client.get("/api/pools").json()}
     assert api["default"]["in_process"] == 2
+
+
+def test_an_iterator_node_shows_its_failed_items(client: TestClient) -> None:
+    eid = run(client, LOOP)
+    html = client.get(f"/ui/executions/{eid}").text
+    node = re.search(r'<g class="([^"]*)" data-step="items".*?</g>', html, re.S)
+    assert node is not None
+    assert "items-failed" in node.group(1) and "st-completed" in node.group(1)
+    assert "4/4 · 1 failed" in node.group(0)
+    count = re.search(r'<g class="([^"]*)" data-step="count"', html)
+    assert count is not None and "items-failed" not in count.group(1)

@@ -501,11 +501,15 @@
     var node = this.nodes[name];
     if (node) {
       var keep = node.getAttribute("class").split(/\s+/).filter(function (c) { return c.indexOf("st-") !== 0; });
+      var itemsFailed = s.items && s.items.total ? s.items.failed : 0;
+      keep = keep.filter(function (c) { return c !== "items-failed"; });
       keep.push("st-" + s.status);
+      if (itemsFailed) keep.push("items-failed");
       node.setAttribute("class", keep.join(" "));
       var prog = node.querySelector(".prog");
       if (prog) {
-        prog.textContent = s.items && s.items.total ? s.items.done + "/" + s.items.total :
+        prog.textContent = s.items && s.items.total ?
+          s.items.done + "/" + s.items.total + (itemsFailed ? " · " + itemsFailed + " failed" : "") :
           (s.visits > 1 ? "↻" + s.visits + " " : "") + (s.attempts > 1 ? "×" + s.attempts : "");
       }
     }
