@@ -230,3 +230,40 @@ def test_iterator_node_counts_failed_items_live(server: Any, page: Any, tmp_path
     expect(page.locator("#exec-status .badge")).to_have_text("completed")
     expect(items.locator(".prog")).to_have_text("6/6 · 2 failed")
     expect(items).to_have_class(re.compile(r"\bitems-failed\b"))
+
+
+def test_pages_fit_1024_and_1280_px_and_cron_stays_on_one_line(server: Any, browser: Any) -> None:
+    server.register(GATE)
+    server.register(ECHO)
+    eid = server.api.start("ui/echo", payload={"msg": "hi"})
+    server.api.execution(eid, wait=30)
+    for sid, cron, tz in (
+        ("weekdays-at-half-past-four-long-id", "30 4 * * 1-5", "America/Argentina/Buenos_Aires"),
+        ("quarter", "*/15 * * * *", "UTC"),
+    ):
+        body = {"playbook": "ui/gate", "cron": cron, "timezone": tz, "id": sid}
+        server.api.request("POST", "/api/schedules", json_body=body)
+    urls = ["/ui/catalog", "/ui/catalog/ui/echo", "/ui/executions", f"/ui/executions/{eid}"]
+    urls += ["/ui/workers", "/ui/schedules"]
+    for width in (1024, 1280):
+        context = browser.new_context(viewport={"width": width, "height": 900})
+        page = context.new_page()
+        for url in urls:
+            page.goto(server.url + url)
+            expect(page.locator("main")).to_be_visible()
+            scroll, inner = page.evaluate(
+                "[document.documentElement.scrollWidth, window.innerWidth]"
+            )
+            assert scroll <= inner, (width, url, scroll)  # nothing runs past the header
+        page.goto(server.url + "/ui/schedules")
+        for code in page.locator("#schedules-table code").all():
+            assert code.evaluate("c => c.getClientRects().length") == 1, width  # one line
+            box = code.bounding_box()
+            assert box is not None and box["height"] < 30
+        table = page.locator("#schedules-table").bounding_box()
+        card = page.locator("#schedules-table").locator("xpath=ancestor::section[1]")
+        card_box = card.bounding_box()
+        assert table is not None and card_box is not None
+        scrolls = card.locator(".table-scroll").evaluate("e => e.scrollWidth > e.clientWidth")
+        assert scrolls or table["x"] + table["width"] <= card_box["x"] + card_box["width"] + 1
+        context.close()
