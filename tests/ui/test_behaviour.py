@@ -267,3 +267,20 @@ def test_pages_fit_1024_and_1280_px_and_cron_stays_on_one_line(server: Any, brow
         scrolls = card.locator(".table-scroll").evaluate("e => e.scrollWidth > e.clientWidth")
         assert scrolls or table["x"] + table["width"] <= card_box["x"] + card_box["width"] + 1
         context.close()
+
+
+def test_iterator_children_stay_inside_the_panel(server: Any, page: Any) -> None:
+    from test_pages import CHILD, FAN
+
+    server.register(CHILD)
+    server.register(FAN)
+    eid = server.api.start("tests/fan")
+    assert server.api.execution(eid, wait=30)["status"] == "completed"
+    for width in (1024, 1280):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.goto(f"{server.url}/ui/executions/{eid}#step=each")
+        rows = page.locator("#step-children tbody tr")
+        expect(rows).to_have_count(6)
+        expect(rows.first.locator(".item")).to_have_text("#0 alpha")
+        expect(rows.last.locator(".item")).to_have_text("#5 foxtrot")
+        assert inside(page, "#step-children", "#panel"), width

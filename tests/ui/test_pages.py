@@ -387,3 +387,47 @@ def test_an_iterator_node_shows_its_failed_items(client: TestClient) -> None:
     assert "4/4 · 1 failed" in node.group(0)
     count = re.search(r'<g class="([^"]*)" data-step="count"', html)
     assert count is not None and "items-failed" not in count.group(1)
+
+
+CHILD = """
+metadata: {name: child, path: tests/child}
+workload: {word: ""}
+workflow:
+  - step: start
+    next: end
+  - step: end
+    result: "{{ workload.word }}"
+"""
+
+FAN = """
+metadata: {name: fan, path: tests/fan}
+workflow:
+  - step: start
+    next: each
+  - step: each
+    type: iterator
+    collection: ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot"]
+    element: word
+    mode: async
+    concurrency: 3
+    task:
+      type: playbook
+      path: tests/child
+      args: {word: "{{ word }}"}
+    next: end
+  - step: end
+"""
+
+
+def test_an_iterator_panel_lists_its_children_by_item(client: TestClient) -> None:
+    client.post("/api/catalog", json={"content": CHILD})
+    eid = run(client, FAN)
+    assert client.get(f"/api/executions/{eid}").json()["status"] == "completed"
+    panel = client.get(f"/ui/executions/{eid}/panel?step=each").text
+    table = panel[panel.index('id="step-children"') :]
+    table = table[: table.index("</table>")]
+    assert re.findall(r'data-index="(\d+)"', table) == ["0", "1", "2", "3", "4", "5"]
+    words = re.findall(r'class="item-value mono" title="[^"]*">([^<]*)<', table)
+    assert words == ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot"]
+    assert "#0" in table and "#5" in table
+    assert 'class="table-scroll"' in panel[panel.index("Sub-playbook executions") :]

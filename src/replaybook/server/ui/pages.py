@@ -221,7 +221,7 @@ def panel(execution_id: str, request: Request, step: str | None = None) -> Respo
         request,
         "panel_step.html",
         step=view.steps[step],
-        children=step_children(children, step),
+        children=step_children(children, step, view.steps[step]),
         attempts=[a for a in view.attempts if a.step == step],
         **context,
     )

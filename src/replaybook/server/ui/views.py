@@ -8,6 +8,8 @@ Graphs are cached per (path, version), which never changes once registered.
 
 from __future__ import annotations
 
+import json
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -184,6 +186,11 @@ class StepView:
     attempt_list: list[AttemptView] = field(default_factory=list)
     logs: list[tuple[int, int, int | None, list[str]]] = field(default_factory=list)
     items: ItemsView | None = None
+    item_values: list[Any] | None = None  # an iterator's collection, as its last visit began
+    # Child executions this step started (playbook steps and tasks), by id: the item
+    # index (None outside an iterator), visit and attempt, from the log line the
+    # child runner writes ("started child execution ID (...)").
+    child_of: dict[str, tuple[int | None, int, int]] = field(default_factory=dict)
 
     @property
     def inputs(self) -> Any:
@@ -295,6 +302,11 @@ def _step_event(
     scheduled: dict[tuple[str, int], str],
 ) -> None:
     t, d = e.type, e.data
+    if t == ev.STEP_LOG:
+        for line in d.get("lines") or []:
+            m = _CHILD_STARTED.match(str(line))
+            if m:
+                v.child_of[m.group(1)] = (e.index, e.visit or 1, e.attempt or 1)
     if e.index is not None:  # an iterator item: counted, not drawn
         if v.items is not None and t in (ev.STEP_COMPLETED, ev.STEP_FAILED):
             v.items.outcome[e.index] = "completed" if t == ev.STEP_COMPLETED else "failed"
@@ -313,6 +325,7 @@ def _step_event(
         if isinstance(d.get("items"), list) and v.items is not None:
             v.items.total = len(d["items"])
             v.items.outcome = {}
+            v.item_values = d["items"]
     elif t in (ev.STEP_COMPLETED, ev.STEP_FAILED, ev.STEP_RETRYING):
         a = _attempt(v, attempts, e, scheduled)
         a.ended_at = e.at
@@ -351,5 +364,43 @@ def _close_open_attempts(
                 a.status, a.ended_at = "cancelled", ended_at
 
 
-def step_children(children: Sequence[ExecutionInfo], step: str) -> list[ExecutionInfo]:
-    return [c for c in children if c.parent_step == step]
+_CHILD_STARTED = re.compile(r"started child execution ([0-9a-f]{32})\b")
+
+
+@dataclass(frozen=True)
+class ChildView:
+    info: ExecutionInfo
+    index: int | None  # the iterator item that started it
+    item: str  # that item, shortly
+    visit: int | None
+    attempt: int | None
+
+
+def step_children(
+    children: Sequence[ExecutionInfo], step: str, view: StepView | None = None
+) -> list[ChildView]:
+    """The step's child executions, by item index (then as they were started)."""
+    out = []
+    for c in children:
+        if c.parent_step != step:
+            continue
+        index, visit, attempt = (view.child_of.get(c.id) if view else None) or (None, None, None)
+        item = ""
+        values = view.item_values if view else None
+        if index is not None and values is not None and 0 <= index < len(values):
+            item = _short_value(values[index])
+        out.append(ChildView(c, index, item, visit, attempt))
+    out.sort(
+        key=lambda r: (
+            -(r.visit or 0),
+            r.index is None,
+            r.index if r.index is not None else 0,
+            r.info.created_at,
+        )
+    )
+    return out
+
+
+def _short_value(value: Any, limit: int = 40) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
