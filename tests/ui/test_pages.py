@@ -431,3 +431,44 @@ def test_an_iterator_panel_lists_its_children_by_item(client: TestClient) -> Non
     assert words == ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot"]
     assert "#0" in table and "#5" in table
     assert 'class="table-scroll"' in panel[panel.index("Sub-playbook executions") :]
+
+
+READS = """
+metadata: {name: reads, path: tests/reads}
+workload: {path: ""}
+workflow:
+  - step: start
+    next: read
+  - step: read
+    type: python
+    args: {path: "{{ workload.path }}"}
+    code: |
+      def main(path):
+          print("reading", path)
+          with open(path) as f:
+              return f.read().strip()
+    next: end
+  - step: end
+"""
+
+
+def test_a_resumed_steps_logs_say_which_visit_and_attempt(
+    client: TestClient, tmp_path: Path
+) -> None:
+    needed = tmp_path / "needed.txt"
+    eid = run(client, READS, {"path": str(needed)})
+    assert client.get(f"/api/executions/{eid}").json()["status"] == "failed"
+    needed.write_text("here")
+    client.post(f"/api/executions/{eid}/resume", json={})
+    assert client.get(f"/api/executions/{eid}?wait=30").json()["status"] == "completed"
+    panel = client.get(f"/ui/executions/{eid}/panel?step=read").text
+    groups = re.findall(
+        r'<div class="log-group" data-visit="(\d+)" data-attempt="(\d+)">(.*?)</pre>', panel, re.S
+    )
+    assert [(v, a) for v, a, _ in groups] == [("2", "1"), ("1", "1")]  # newest first
+    new, old = groups[0][2], groups[1][2]
+    assert "visit 2 · attempt 1" in new and 'data-status="completed"' in new
+    assert "visit 1 · attempt 1" in old and 'data-status="failed"' in old
+    assert "Traceback" in old and "Traceback" not in new
+    assert '<span class="log-at">v2 a1</span> reading' in new
+    assert '<span class="log-at">v1 a1</span> reading' in old

@@ -173,6 +173,21 @@ class ItemsView:
 
 
 @dataclass
+class LogGroup:
+    visit: int
+    attempt: int | None  # None: an iterator's item logs of that visit
+    status: str | None  # the attempt's outcome
+    started: str | None
+    lines: list[tuple[str, str]]  # (label, line)
+
+    @property
+    def title(self) -> str:
+        if self.attempt is None:
+            return f"visit {self.visit} · items"
+        return f"visit {self.visit} · attempt {self.attempt}"
+
+
+@dataclass
 class StepView:
     name: str
     type: str
@@ -199,6 +214,23 @@ class StepView:
             if a.inputs is not None:
                 return a.inputs
         return self.scheduled_inputs
+
+    def log_groups(self) -> list[LogGroup]:
+        """The logs by visit and attempt, newest first (an iterator's item logs by
+        visit, each line labelled with its item and the item's attempt)."""
+        groups: dict[tuple[int, int | None], LogGroup] = {}
+        outcome = {(a.visit, a.attempt): a for a in self.attempt_list}
+        for visit, attempt, index, lines in self.logs:
+            key = (visit, None if index is not None else attempt)
+            g = groups.get(key)
+            if g is None:
+                a = outcome.get((visit, attempt)) if index is None else None
+                g = groups[key] = LogGroup(
+                    visit, key[1], a.status if a else None, a.start() if a else None, []
+                )
+            label = f"#{index} a{attempt}" if index is not None else f"v{visit} a{attempt}"
+            g.lines.extend((label, line) for line in lines)
+        return sorted(groups.values(), key=lambda g: (g.visit, g.attempt or 0), reverse=True)
 
     @property
     def duration_s(self) -> float | None:
