@@ -127,6 +127,7 @@ def test_steps_reached_counter_is_live(server: Any, page: Any, tmp_path: Any) ->
     page.goto(f"{server.url}/ui/executions/{eid}")
     expect(page.locator('#graph .node[data-step="hold"]')).to_have_class(re.compile("st-running"))
     expect(page.locator("#steps-reached")).to_have_text("2 of 3 reached")
+    expect(page.locator('#steps-table tr[data-step="end"] .badge')).to_have_text("not reached")
     gate.write_text("open")
     expect(page.locator("#exec-status .badge")).to_have_text("completed")
     expect(page.locator("#steps-reached")).to_have_text("3 of 3 reached")

@@ -472,3 +472,18 @@ def test_a_resumed_steps_logs_say_which_visit_and_attempt(
     assert "Traceback" in old and "Traceback" not in new
     assert '<span class="log-at">v2 a1</span> reading' in new
     assert '<span class="log-at">v1 a1</span> reading' in old
+
+
+def test_steps_never_reached_say_so_in_the_table_as_in_the_legend(
+    client: TestClient, tmp_path: Path
+) -> None:
+    eid = run(client, READS, {"path": str(tmp_path / "missing.txt")})
+    html = client.get(f"/ui/executions/{eid}").text
+    table = html[html.index('id="steps-table"') :]
+    row = re.search(r'<tr data-step="end".*?</tr>', table, re.S)
+    assert row is not None
+    assert '<span class="badge st-pending" data-status="pending">not reached</span>' in row.group(0)
+    assert ">pending<" not in html
+    legend = html[html.index('class="legend"') : html.index("</div>", html.index('class="legend"'))]
+    assert "not reached" in legend
+    assert ">not reached<" in client.get(f"/ui/executions/{eid}/panel?step=end").text

@@ -83,7 +83,7 @@
     var b = document.createElement("span");
     b.className = "badge st-" + status;
     b.setAttribute("data-status", status);
-    b.textContent = status;
+    b.textContent = status === "pending" ? "not reached" : status; // as the graph's legend says
     return b;
   }
 
