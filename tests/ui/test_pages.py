@@ -487,3 +487,36 @@ def test_steps_never_reached_say_so_in_the_table_as_in_the_legend(
     legend = html[html.index('class="legend"') : html.index("</div>", html.index('class="legend"'))]
     assert "not reached" in legend
     assert ">not reached<" in client.get(f"/ui/executions/{eid}/panel?step=end").text
+
+
+BIDI = """
+metadata: {name: bidi, path: tests/bidi}
+workflow:
+  - step: start
+    next: trick
+  - step: trick
+    type: python
+    code: |
+      def main():
+          print("log \\u202eevil\\u202c tail")
+          return {"name": "abc\\u202edef", "after": 1}
+    next: end
+  - step: end
+"""
+
+
+def test_bidi_controls_cannot_reorder_a_panel(client: TestClient) -> None:
+    eid = run(client, BIDI)
+    assert client.get(f"/api/executions/{eid}?results=true").json()["results"]["trick"] == {
+        "name": "abc\u202edef",
+        "after": 1,
+    }
+    panel = client.get(f"/ui/executions/{eid}/panel?step=trick").text
+    assert "\u202e" not in panel and "\u202c" not in panel
+    shown = panel.replace("&#34;", '"')
+    assert '"name": "abc\\u202edef",' in shown  # the same JSON value, its control escaped
+    assert "log \\u202eevil\\u202c tail" in panel
+    yaml_page = client.get("/ui/catalog/tests/bidi").text
+    assert "\u202e" not in yaml_page
+    css = client.get("/ui/static/app.css").text
+    assert "pre.code, code, .error-box { unicode-bidi: isolate;" in css

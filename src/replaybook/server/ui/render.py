@@ -73,8 +73,20 @@ def span(start: str | None, end: str | None) -> float | None:
     return max(0.0, ((b or datetime.now(UTC)) - a).total_seconds())
 
 
+# Bidirectional formatting characters (embeddings, overrides, isolates, marks): in a
+# value they would reorder the text around them as shown (U+202E reverses the rest of
+# its line). Pages show them as escapes: in JSON text that is the same value.
+_BIDI_CONTROLS = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+_BIDI_ESCAPES = {ord(c): f"\\u{ord(c):04x}" for c in _BIDI_CONTROLS}
+
+
+def bidi_safe(text: Any) -> str:
+    """The text with its bidi control characters written as \\uXXXX escapes."""
+    return str(text).translate(_BIDI_ESCAPES)
+
+
 def pretty(value: Any) -> str:
-    """A JSON value as indented text, cut at MAX_SHOWN_CHARS."""
+    """A JSON value as indented text, cut at MAX_SHOWN_CHARS, bidi controls escaped."""
     if isinstance(value, str):
         text = value
     else:
@@ -84,7 +96,7 @@ def pretty(value: Any) -> str:
             text = repr(value)
     if len(text) > MAX_SHOWN_CHARS:
         text = text[:MAX_SHOWN_CHARS] + f"\n… ({len(text) - MAX_SHOWN_CHARS} more characters)"
-    return text
+    return bidi_safe(text)
 
 
 def short(ident: str | None) -> str:
@@ -115,7 +127,13 @@ def environment(static: Static) -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters.update(
-        abstime=abstime, ago=ago, duration=duration, pretty=pretty, short=short, span=span
+        abstime=abstime,
+        ago=ago,
+        bidi_safe=bidi_safe,
+        duration=duration,
+        pretty=pretty,
+        short=short,
+        span=span,
     )
     env.globals["static"] = static.url
     return env
