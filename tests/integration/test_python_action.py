@@ -228,7 +228,9 @@ def test_output_after_a_call_is_dropped(pool: PythonPool) -> None:
         for i in range(20):
             logs: list[str] = []
             assert run(one, f"def main():\n    print('call {i}')\n    return {i}", logs=logs) == i
-            assert f"call {i}" in logs
+            # (A thread's print may land inside this call's line: print writes the
+            # text and its newline apart, as in any threaded program.)
+            assert any(f"call {i}" in line for line in logs), logs
 
 
 def test_sys_exit(pool: PythonPool) -> None:

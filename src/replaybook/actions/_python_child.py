@@ -15,13 +15,14 @@ At start the child moves the protocol pipes off fds 0/1 and points fd 0 at /dev/
 and fds 1 and 2 at a capture pipe, for the child's whole life, so nothing the user
 code, a C library or a program it starts (`os.system`, `subprocess`) writes can
 corrupt the protocol or reach the CLI's (or a worker's) stdout and stderr unmasked.
-During a call, what arrives on the capture pipe joins the call's `print` output as
-log lines, in order (each write to sys.stdout first takes what is in the pipe), under
-the same size cap, and the parent masks them like every log line; between calls it
-is dropped. A watcher thread exits the child as soon as the
-parent's end of the request pipe closes (the parent died or closed the pool), even
-while user code is busy. SIGINT and SIGTERM are ignored (with a Python handler, so
-programs the code starts get the default back): the parent decides when a child dies.
+sys.stdout and sys.stderr are one log stream for the child's life. During a call,
+what the code prints and what arrives on the capture pipe become its log lines, in
+order (each write to sys.stdout first takes what is in the pipe), under one size cap,
+and the parent masks them like every log line; between calls both are dropped. A
+watcher thread exits the child as soon as the parent's end of the request pipe closes
+(the parent died or closed the pool), even while user code is busy. SIGINT and
+SIGTERM are ignored (with a Python handler, so programs the code starts get the
+default back): the parent decides when a child dies.
 """
 
 from __future__ import annotations
@@ -85,11 +86,11 @@ def _write_frame(fd: int, obj: Any) -> None:
 
 class _Capture:
     """Fds 1 and 2 of the child, for good: a pipe whose other end a thread drains into
-    the current call's log stream (and drops between calls). Every read of the pipe
-    happens under `lock`, so the main thread's last drain after a call gets all that
-    was written before it."""
+    `stream`, the child's one log stream (which drops what it gets between calls).
+    Every read of the pipe happens under `lock`, so the main thread's last drain after
+    a call gets all that was written before it."""
 
-    def __init__(self) -> None:
+    def __init__(self, fd: int) -> None:
         import codecs  # loaded at interpreter start already
 
         rfd, wfd = os.pipe()
@@ -99,7 +100,7 @@ class _Capture:
         os.set_blocking(rfd, False)
         self.fd = rfd
         self.lock = _thread.RLock()  # reentrant: a signal handler may print mid-write
-        self.stream: _LogStream | None = None
+        self.stream = _LogStream(fd, self)
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
         self._poller = select.poll()
         self._poller.register(rfd, select.POLLIN)
@@ -115,7 +116,7 @@ class _Capture:
                     return  # every write end is closed (the code closed fds 1 and 2)
 
     def drain(self) -> bool:
-        """Move what is in the pipe to the current stream (lock held); False on EOF."""
+        """Move what is in the pipe to the stream (lock held); False on EOF."""
         while self._poller.poll(0):
             try:
                 data = os.read(self.fd, 65536)
@@ -123,32 +124,29 @@ class _Capture:
                 return True
             if not data:
                 return False
-            stream = self.stream
-            if stream is not None:
-                stream.add(self._decoder.decode(data))
+            self.stream.add_fd(self._decoder.decode(data))
         return True
 
-    def begin(self, stream: _LogStream) -> None:
+    def begin(self) -> None:
         with self.lock:
-            self.stream = None
-            self.drain()  # written between calls: dropped
+            self.drain()  # written between calls: dropped (the stream is closed)
             self._decoder.reset()
-            self.stream = stream
+            self.stream.open()
 
     def end(self) -> None:
         with self.lock:
-            stream = self.stream
             self.drain()
-            if stream is not None:
-                stream.add(self._decoder.decode(b"", True))
-                stream.finish()
-            self.stream = None
+            self.stream.add_fd(self._decoder.decode(b"", True))
+            self.stream.finish()
 
 
 class _LogStream(io.TextIOBase):
-    """sys.stdout/sys.stderr during a call: sends each complete line to the parent.
-    (A TextIOBase, so fileno() and friends fail the usual way.) Once the call is over
-    it drops what it is given (a thread the code started may still print)."""
+    """sys.stdout and sys.stderr, for the child's whole life: during a call, sends
+    each complete line to the parent; between calls, drops what it is given (a thread
+    the code started may still print). (A TextIOBase, so fileno() and friends fail
+    the usual way.) One object, never swapped per call: CPython 3.11's print() holds
+    sys.stdout by a borrowed reference while it writes, so a stream replaced while a
+    thread prints to it could be freed under that thread."""
 
     encoding = "utf-8"
 
@@ -156,6 +154,13 @@ class _LogStream(io.TextIOBase):
         self._fd = fd
         self._capture = capture
         self._partial = ""
+        self._fd_partial = ""  # lines from fds 1/2 are their own (print writes a line
+        self._sent = 0  # and its "\n" apart, and a program's line must not split it)
+        self._open = False
+
+    def open(self) -> None:
+        """Start a call's log (capture lock held)."""
+        self._partial = self._fd_partial = ""
         self._sent = 0
         self._open = True
 
@@ -169,18 +174,27 @@ class _LogStream(io.TextIOBase):
         return len(text)
 
     def add(self, text: str) -> None:
-        """Append `text` to the log (capture lock held)."""
-        if not self._open:
-            return
+        """Append `text`, written to sys.stdout/sys.stderr, to the log (capture lock
+        held)."""
+        if self._open:
+            self._partial = self._lines(self._partial, text)
+
+    def add_fd(self, text: str) -> None:
+        """Append `text`, read from fds 1/2, to the log (capture lock held)."""
+        if self._open:
+            self._fd_partial = self._lines(self._fd_partial, text)
+
+    def _lines(self, partial: str, text: str) -> str:
+        """Send the complete lines of `partial + text`; return the rest."""
         if "\n" not in text:
-            self._partial += text
-            if len(self._partial) > 65536:
-                self._send(self._partial)
-                self._partial = ""
-            return
+            partial += text
+            if len(partial) > 65536:
+                self._send(partial)
+                return ""
+            return partial
         head, _, tail = text.rpartition("\n")
-        self._send(self._partial + head)
-        self._partial = tail
+        self._send(partial + head)
+        return tail
 
     def _send(self, text: str) -> None:
         if self._sent >= MAX_LOG_CHARS:
@@ -192,10 +206,12 @@ class _LogStream(io.TextIOBase):
         _write_frame(self._fd, ("log", text))
 
     def finish(self) -> None:
-        """Send the last partial line; drop whatever comes after (capture lock held)."""
-        if self._partial and self._open:
-            self._send(self._partial)
-            self._partial = ""
+        """Send the last partial lines; drop whatever comes after (capture lock held)."""
+        if self._open:
+            for partial in (self._fd_partial, self._partial):
+                if partial:
+                    self._send(partial)
+            self._partial = self._fd_partial = ""
         self._open = False
 
     def writable(self) -> bool:
@@ -340,11 +356,9 @@ def _handle(
     fd: int, capture: _Capture, request: tuple[str, dict[str, Any], dict[str, Any] | None]
 ) -> None:
     code, inputs, context = request
-    stream = _LogStream(fd, capture)
-    capture.begin(stream)
-    saved = sys.stdout, sys.stderr
+    stream = capture.stream
+    capture.begin()
     cwd = os.getcwd()
-    sys.stdout = sys.stderr = stream
     response: tuple[Any, ...]
     try:
         response = _to_json(_run(code, inputs, context))
@@ -358,7 +372,8 @@ def _handle(
         text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
         response = ("err", "error", text, _user_traceback(exc, code))
     finally:
-        sys.stdout, sys.stderr = saved
+        if sys.stdout is not stream or sys.stderr is not stream:  # the code set its own
+            sys.stdout = sys.stderr = stream
         try:
             if os.getcwd() != cwd:
                 os.chdir(cwd)
@@ -399,7 +414,8 @@ def main() -> None:
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
-    capture = _Capture()  # fds 1 and 2 from here on
+    capture = _Capture(resp_fd)  # fds 1 and 2 from here on
+    sys.stdout = sys.stderr = capture.stream
     _ignore_signals()
     _thread.start_new_thread(_watch_parent, (req_fd,))
     import replaybook.actions.jsonsafe  # noqa: F401  (before the first call, not during it)
