@@ -132,6 +132,8 @@ def test_steps_reached_counter_is_live(server: Any, page: Any, tmp_path: Any) ->
     expect(page.locator("#exec-status .badge")).to_have_text("completed")
     expect(page.locator("#steps-reached")).to_have_text("3 of 3 reached")
     expect(page.locator("#live-indicator")).to_be_hidden()
+    last_seq = server.api.execution(eid)["last_seq"]
+    expect(page.locator("#event-count")).to_have_text(str(last_seq))  # counted live
 
 
 def wide_playbook(n: int = 31) -> str:

@@ -520,3 +520,31 @@ def test_bidi_controls_cannot_reorder_a_panel(client: TestClient) -> None:
     assert "\u202e" not in yaml_page
     css = client.get("/ui/static/app.css").text
     assert "pre.code, code, .error-box { unicode-bidi: isolate;" in css
+
+
+def test_the_events_link_asks_for_10000_and_says_how_many_there_are(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from replaybook.server.ui import pages
+
+    eid = run(client, TINY)
+    last_seq = client.get(f"/api/executions/{eid}").json()["last_seq"]
+    html = client.get(f"/ui/executions/{eid}").text
+    assert f'href="/api/executions/{eid}/events?limit=10000"' in html
+    assert f'id="event-count" data-count="{last_seq}">{last_seq}<' in html
+    assert re.search(r'id="events-more" hidden', html)
+    assert len(client.get(f"/api/executions/{eid}/events?limit=10000").json()) == last_seq
+
+    real = pages.execution_view
+
+    def many(*args: Any) -> Any:
+        view = real(*args)
+        view.last_seq = 12345
+        return view
+
+    monkeypatch.setattr(pages, "execution_view", many)
+    html = client.get(f"/ui/executions/{eid}").text
+    assert 'data-count="12345">12,345<' in html
+    more = re.search(r'<span class="muted small" id="events-more">(.*?)</span>', html)
+    assert more is not None and "the first 10,000 of 12,345" in more.group(1)
+    assert "?after=10000" in more.group(1)

@@ -407,9 +407,23 @@
     return a;
   };
 
+  var EVENTS_PAGE = 10000; // what the Events link's ?limit= gets at once
+
+  ExecutionPage.prototype.renderEventCount = function () {
+    var n = this.lastSeq;
+    var count = $("#event-count");
+    if (count) count.textContent = n.toLocaleString("en-US");
+    var more = $("#events-more");
+    if (more) {
+      more.hidden = n <= EVENTS_PAGE;
+      more.firstChild.textContent = "the first 10,000 of " + n.toLocaleString("en-US") + "; more with ";
+    }
+  };
+
   ExecutionPage.prototype.apply = function (e) {
     if (e.seq <= this.lastSeq) return;
     this.lastSeq = e.seq;
+    this.eventsDirty = true;
     var t = e.type, d = e.data || {}, step = e.step;
     if (t === "execution.completed" || t === "execution.failed" || t === "execution.cancelled") {
       this.endedAt = e.at;
@@ -492,6 +506,7 @@
       self.changedSteps = {};
       names.forEach(function (n) { self.renderStep(n); });
       self.renderReached();
+      if (self.eventsDirty) { self.eventsDirty = false; self.renderEventCount(); }
       self.renderTimeline();
     });
   };
