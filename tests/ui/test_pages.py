@@ -470,8 +470,8 @@ def test_a_resumed_steps_logs_say_which_visit_and_attempt(
     assert "visit 2 · attempt 1" in new and 'data-status="completed"' in new
     assert "visit 1 · attempt 1" in old and 'data-status="failed"' in old
     assert "Traceback" in old and "Traceback" not in new
-    assert '<span class="log-at">v2 a1</span> reading' in new
-    assert '<span class="log-at">v1 a1</span> reading' in old
+    assert '<span class="log-at">v2 a1</span> <span class="log-line">reading' in new
+    assert '<span class="log-at">v1 a1</span> <span class="log-line">reading' in old
 
 
 def test_steps_never_reached_say_so_in_the_table_as_in_the_legend(
