@@ -98,3 +98,17 @@ def test_an_outcome_the_engine_fails_on_fails_the_attempt(
     assert out.status == "failed"
     assert out.error["step"] == "work" and out.error["type"] == "internal"
     assert "could not record this attempt: TypeError: an engine bug" in out.error["message"]
+
+
+def test_start_refuses_a_payload_it_could_not_record(
+    runner: EmbeddedRunner, tmp_path: Path
+) -> None:
+    from replaybook.errors import UsageError
+
+    path = tmp_path / "pb.yaml"
+    path.write_text(PLAIN)
+    pb, version = runner.register_file(path)
+    for payload in ({"n": float("nan")}, {"s": "\ud800"}, {"d": {1, 2}}):
+        with pytest.raises(UsageError, match="payload is not JSON data"):
+            runner.engine.start(pb.path, version, payload)
+    assert runner.store.list_executions() == []  # nothing left 'running'

@@ -17,11 +17,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from replaybook.actions.jsonsafe import not_json
 from replaybook.core import events as ev
 from replaybook.core.decide import cancel, decide, execution_status, jobs_for
 from replaybook.core.state import ExecutionState
 from replaybook.core.topology import Topology, build_topology
-from replaybook.errors import NotFound, SeqConflict, TemplateError
+from replaybook.errors import NotFound, SeqConflict, TemplateError, UsageError
 from replaybook.masking import env_masker
 from replaybook.observability import tracing
 from replaybook.playbook.model import Playbook
@@ -240,6 +241,14 @@ class Engine:
         if not isinstance(workload, dict):
             raise TemplateError("workload: must be a mapping")
         merged = deep_merge(workload, payload)
+        # Checked before anything is written: an execution whose first event cannot
+        # be stored would be left 'running' with no log at all.
+        bad = not_json(payload)
+        if bad is not None:
+            raise UsageError(f"payload is not JSON data: {bad}")
+        bad = not_json(merged)
+        if bad is not None:
+            raise TemplateError(f"workload: rendered to a value that is not JSON data: {bad}")
         self.store.create_execution(
             eid,
             path,
