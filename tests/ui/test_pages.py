@@ -270,7 +270,9 @@ def test_workers_page_lists_running_jobs(client: TestClient, tmp_path: Path) -> 
         deadline = time.monotonic() + 30
         while True:
             html = client.get("/ui/workers").text
-            if f"/ui/executions/{eid}" in html or time.monotonic() > deadline:
+            # Wait for `hold` itself: `start` may be caught leased on its way.
+            leased = f"/ui/executions/{eid}" in html and ">hold<" in html
+            if leased or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
         row = html[html.index('id="running-table"') :]
