@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from replaybook.server.app import create_app
-from replaybook.server.auth import UI_COOKIE, ui_cookie_value
+from replaybook.server.auth import SESSION_SECONDS, UI_COOKIE, ui_cookie_value
 
 EVIL = "<script>alert('x')</script>"
 
@@ -195,7 +195,9 @@ def test_token_login_sets_a_cookie_the_guard_accepts(tmp_path: Path) -> None:
         set_cookie = ok.headers["set-cookie"]
         assert "HttpOnly" in set_cookie and re.search("SameSite=strict", set_cookie, re.I)
         assert token not in set_cookie
-        assert c.cookies[UI_COOKIE] == ui_cookie_value(token)
+        expires, _, _ = c.cookies[UI_COOKIE].partition(".")
+        assert 0 < int(expires) - time.time() <= SESSION_SECONDS
+        assert c.cookies[UI_COOKIE] == ui_cookie_value(token, int(expires))
         assert c.get("/ui/workers").status_code == 200
         assert c.get("/api/executions").status_code == 200  # the page's script calls
         assert "Sign out" in c.get("/ui/workers").text
@@ -203,6 +205,14 @@ def test_token_login_sets_a_cookie_the_guard_accepts(tmp_path: Path) -> None:
         c.cookies.clear()
         c.cookies.set(UI_COOKIE, "0" * 64)
         assert c.get("/api/executions").status_code == 401
+        # An expired session, or one signed with another token, is no session.
+        c.cookies.set(UI_COOKIE, ui_cookie_value(token, int(time.time()) - 1))
+        assert c.get("/api/executions").status_code == 401
+        later = int(time.time()) + 60
+        c.cookies.set(UI_COOKIE, ui_cookie_value("another-token-123456", later))
+        assert c.get("/api/executions").status_code == 401
+        c.cookies.set(UI_COOKIE, f"{later + 10**6}.{ui_cookie_value(token, later)[11:]}")
+        assert c.get("/api/executions").status_code == 401  # expiry is signed
         c.cookies.clear()
         headers = {"Authorization": f"Bearer {token}"}
         assert c.get("/ui/catalog", headers=headers).status_code == 200
@@ -211,7 +221,7 @@ def test_token_login_sets_a_cookie_the_guard_accepts(tmp_path: Path) -> None:
         for target in ("//evil.example/x", "https://evil.example/", "/\\evil"):
             r = c.post("/ui/login", data={"token": token, "next": target}, follow_redirects=False)
             assert r.headers["location"] == "/ui/executions", target
-        c.cookies.set(UI_COOKIE, ui_cookie_value(token))
+        c.cookies.set(UI_COOKIE, ui_cookie_value(token, int(time.time()) + 60))
         out = c.get("/ui/logout", follow_redirects=False)
         assert out.status_code == 303 and UI_COOKIE in out.headers["set-cookie"]
 

@@ -18,7 +18,7 @@ from replaybook.server.auth import (
     UI_COOKIE,
     cookie_from_header,
     is_page,
-    ui_cookie_value,
+    ui_cookie_ok,
 )
 from replaybook.server.metrics import Metrics
 
@@ -32,7 +32,7 @@ class Guard:
         self.app = app
         self.metrics = metrics
         self.expected = f"Bearer {token}".encode() if token else None
-        self.cookie = ui_cookie_value(token).encode() if token else None
+        self.token = token
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -72,9 +72,9 @@ class Guard:
 
     def _signed_in(self, headers: dict[bytes, bytes]) -> bool:
         """The UI's session cookie (set by /ui/login) stands in for the header."""
-        assert self.cookie is not None
+        assert self.token is not None
         value = cookie_from_header(headers.get(b"cookie", b""), UI_COOKIE)
-        return value is not None and hmac.compare_digest(value, self.cookie)
+        return value is not None and ui_cookie_ok(self.token, value, time.time())
 
 
 async def _send_to_login(send: Send, path: str) -> None:

@@ -3,9 +3,10 @@ must carry `Authorization: Bearer <token>`.
 
 A browser cannot add that header to a page load, so the UI's login page (open, like
 its stylesheet) takes the token once and sets an HttpOnly, SameSite=Strict cookie
-that the Guard accepts too. The cookie holds an HMAC of the token, not the token:
-it is worth as much to whoever steals it, but does not reveal the token the CLI and
-workers use, and changing the token signs every browser out.
+that the Guard accepts too. The cookie holds its expiry (SESSION_SECONDS after
+signing in) signed with the token, not the token: it is worth as much to whoever
+steals it until it expires, but does not reveal the token the CLI and workers use,
+and changing the token signs every browser out.
 """
 
 from __future__ import annotations
@@ -34,8 +35,23 @@ def check_bind(host: str, token: str | None) -> None:
         )
 
 
-def ui_cookie_value(token: str) -> str:
-    return hmac.new(token.encode(), b"replaybook ui session v1", hashlib.sha256).hexdigest()
+# How long a browser stays signed in: a copied cookie stops working after this
+# (changing the token signs every browser out at once).
+SESSION_SECONDS = 12 * 3600
+
+
+def ui_cookie_value(token: str, expires: int) -> str:
+    """`EXPIRES.MAC`: when the session ends (epoch seconds), signed with the token."""
+    message = f"replaybook ui session v2 {expires}".encode()
+    return f"{expires}.{hmac.new(token.encode(), message, hashlib.sha256).hexdigest()}"
+
+
+def ui_cookie_ok(token: str, value: bytes, now: float) -> bool:
+    expires, sep, _ = value.partition(b".")
+    if not sep or not expires.isdigit() or len(expires) > 12:
+        return False
+    want = ui_cookie_value(token, int(expires)).encode()
+    return hmac.compare_digest(value, want) and int(expires) > now
 
 
 def cookie_from_header(header: bytes, name: str) -> bytes | None:

@@ -5,17 +5,17 @@ sets a cookie that the Guard accepts in its place (see server/auth.py)."""
 from __future__ import annotations
 
 import hmac
+import time
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from replaybook.server.auth import UI_COOKIE, ui_cookie_value
+from replaybook.server.auth import SESSION_SECONDS, UI_COOKIE, ui_cookie_value
 from replaybook.server.ui.state import page, ui_of
 
 router = APIRouter(include_in_schema=False)
 
-COOKIE_MAX_AGE = 7 * 24 * 3600
 
 
 def _safe_next(target: str | None) -> str:
@@ -53,8 +53,8 @@ async def login(request: Request) -> Response:
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         UI_COOKIE,
-        ui_cookie_value(token),
-        max_age=COOKIE_MAX_AGE,
+        ui_cookie_value(token, int(time.time()) + SESSION_SECONDS),
+        max_age=SESSION_SECONDS,
         httponly=True,
         samesite="strict",
         secure=request.url.scheme == "https",
