@@ -452,3 +452,44 @@ class Store(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class AppendsByLeasing:
+    """`append` for a store whose `append_and_lease` does the work (both backends)."""
+
+    def append(
+        self,
+        execution_id: str,
+        expected_seq: int,
+        events: Sequence[NewEvent],
+        jobs: Sequence[NewJob] = (),
+        *,
+        complete: Job | Sequence[Job] | None = None,
+        status: str | None = None,
+        cancel_jobs: bool = False,
+    ) -> list[Event]:
+        written, _ = self.append_and_lease(
+            execution_id,
+            expected_seq,
+            events,
+            jobs,
+            complete=complete,
+            status=status,
+            cancel_jobs=cancel_jobs,
+        )
+        return written
+
+    def append_and_lease(
+        self,
+        execution_id: str,
+        expected_seq: int,
+        events: Sequence[NewEvent],
+        jobs: Sequence[NewJob] = (),
+        *,
+        complete: Job | Sequence[Job] | None = None,
+        status: str | None = None,
+        cancel_jobs: bool = False,
+        lessee: Lessee | None = None,
+        limit: int = 0,
+    ) -> tuple[list[Event], list[Job]]:
+        raise NotImplementedError

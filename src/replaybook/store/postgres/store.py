@@ -35,6 +35,7 @@ from psycopg_pool import ConnectionPool
 
 from replaybook.errors import NotFound, SeqConflict, StoreError
 from replaybook.store.base import (
+    AppendsByLeasing,
     CatalogEntry,
     ChangeCallback,
     Event,
@@ -143,7 +144,7 @@ class _Rejected(Exception):
     whether the execution is missing or another writer appended first."""
 
 
-class PostgresStore(TriggerStore, StatsStore):
+class PostgresStore(AppendsByLeasing, TriggerStore, StatsStore):
     """Store on a PostgreSQL database named by a `postgresql://` URL (see target.py for
     its `schema` and `pool_size` parameters); `clock` returns unix seconds and drives
     every timestamp, delay and lease expiry (tests pass a fake clock)."""
@@ -273,28 +274,6 @@ class PostgresStore(TriggerStore, StatsStore):
                 conn.execute(_INSERT_EXECUTION, params)
             except pg_errors.UniqueViolation as exc:
                 raise StoreError(f"execution {execution_id!r} already exists") from exc
-
-    def append(
-        self,
-        execution_id: str,
-        expected_seq: int,
-        events: Sequence[NewEvent],
-        jobs: Sequence[NewJob] = (),
-        *,
-        complete: Job | Sequence[Job] | None = None,
-        status: str | None = None,
-        cancel_jobs: bool = False,
-    ) -> list[Event]:
-        written, _ = self.append_and_lease(
-            execution_id,
-            expected_seq,
-            events,
-            jobs,
-            complete=complete,
-            status=status,
-            cancel_jobs=cancel_jobs,
-        )
-        return written
 
     def append_and_lease(
         self,

@@ -25,6 +25,7 @@ from typing import Any, Final
 
 from replaybook.errors import NotFound, SeqConflict, StoreError
 from replaybook.store.base import (
+    AppendsByLeasing,
     CatalogEntry,
     ChangeCallback,
     Event,
@@ -117,7 +118,7 @@ def _job_row(execution_id: str, job: NewJob, now: float) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-class SQLiteStore(TriggerStore, StatsStore):
+class SQLiteStore(AppendsByLeasing, TriggerStore, StatsStore):
     """Store on one SQLite file (or ":memory:"); `clock` returns unix seconds and
     drives every timestamp, delay and lease expiry (tests pass a fake clock)."""
 
@@ -218,28 +219,6 @@ class SQLiteStore(TriggerStore, StatsStore):
             if isinstance(exc.__cause__, sqlite3.IntegrityError):
                 raise StoreError(f"execution {execution_id!r} already exists") from exc
             raise
-
-    def append(
-        self,
-        execution_id: str,
-        expected_seq: int,
-        events: Sequence[NewEvent],
-        jobs: Sequence[NewJob] = (),
-        *,
-        complete: Job | Sequence[Job] | None = None,
-        status: str | None = None,
-        cancel_jobs: bool = False,
-    ) -> list[Event]:
-        written, _ = self.append_and_lease(
-            execution_id,
-            expected_seq,
-            events,
-            jobs,
-            complete=complete,
-            status=status,
-            cancel_jobs=cancel_jobs,
-        )
-        return written
 
     def append_and_lease(
         self,
