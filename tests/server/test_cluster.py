@@ -127,6 +127,9 @@ def test_sigkilled_worker_loses_nothing(
         ) as cluster,
         ApiClient(cluster.url) as api,
     ):
+        # A worker still starting (slow on a loaded machine) would do none of the
+        # work, and killing it would prove nothing.
+        wait_for(lambda: len(api.workers()) == 2, what="both workers polling")
         entry = register(api, pb)
         eid = api.start(entry["path"], entry["version"])
 
