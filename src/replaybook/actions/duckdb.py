@@ -106,7 +106,7 @@ class DuckDBConnections:
                 yield db
             return
         while True:
-            db = self.get(database, deadline, ctx)
+            db = self.get(database)
             while not db.lock.acquire(timeout=_POLL_SECONDS):
                 _check(deadline, ctx)
             if not db.closed:
@@ -141,12 +141,7 @@ class DuckDBConnections:
     def default_path(data_dir: Path, execution_id: str) -> Path:
         return Path(data_dir) / "duckdb" / f"{execution_id}.duckdb"
 
-    def get(
-        self,
-        database: str | Path,
-        deadline: float | None = None,
-        ctx: ActionContext | None = None,
-    ) -> _Database:
+    def get(self, database: str | Path) -> _Database:
         key = _key(database)
         with self._lock:
             db = self._dbs.get(key)
@@ -155,7 +150,7 @@ class DuckDBConnections:
                 return db
         if key != ":memory:":
             Path(key).parent.mkdir(parents=True, exist_ok=True)
-        conn = self._connect(key, deadline, ctx)
+        conn = self._connect(key, None, None)  # not shared: a held file fails at once
         with self._lock:
             existing = self._dbs.get(key)
             if existing is None:
